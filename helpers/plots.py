@@ -1,0 +1,107 @@
+"""The lecture's figures. Each takes results from `helpers.lecture` and returns a Figure.
+
+Every title names the model the numbers came from, so a stand-in figure can
+never pass for a bert-base-uncased one.
+"""
+from __future__ import annotations
+
+import numpy as np
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+COLORS = {"a": "#4c9bd6", "b": "#d65f9b", "other": "#9a9a9a"}
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    from scipy.special import erf
+    return 0.5 * x * (1 + erf(x / np.sqrt(2)))
+
+
+def activation_histograms(values: np.ndarray, model_label: str, layer: int, ax=None) -> Figure:
+    """Histogram (log counts) of MLP values before and after GELU. values: any shape, pre-GELU."""
+    fig, ax = _fig_ax(ax, (9, 3.8))
+    edges = np.linspace(-8, 8, 161)
+    pre = np.asarray(values, dtype=np.float64).ravel()
+    for data, label, c in ((pre, "pre-GELU (intermediate.dense)", "#555555"), (_gelu(pre), "post-GELU", "#e07b39")):
+        counts, _ = np.histogram(data, edges)
+        ax.step(edges[:-1], counts, where="post", lw=2, label=label, color=c)
+    ax.set(yscale="log", xlim=edges[[0, -1]], xlabel="activation value", ylabel="count (log scale)",
+           title=f"{model_label}, layer {layer}: MLP activations at the target words ({pre.size:,} values)")
+    ax.legend()
+    return fig
+
+
+def tvalues(part1, ax=None) -> Figure:
+    """t-value of every neuron, with neurons passing FDR marked by direction."""
+    fig, ax = _fig_ax(ax, (10, 4.5))
+    t, res, c = part1.test.t, part1.test, part1.contrast
+    x = np.arange(len(t))
+    ns = ~res.significant & np.isfinite(t)
+    ax.plot(x[ns], t[ns], "x", color=COLORS["other"], alpha=0.5, ms=4, label="not significant")
+    ax.plot(x[res.positive], t[res.positive], "s", mfc=COLORS["a"], mec="k", mew=0.4, ms=5,
+            label=f"{c.a} > {c.b}  ({res.positive.sum()})")
+    ax.plot(x[res.negative], t[res.negative], "o", mfc=COLORS["b"], mec="k", mew=0.4, ms=5,
+            label=f"{c.b} > {c.a}  ({res.negative.sum()})")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set(xlim=(-1, len(t)), xlabel="MLP neuron (index)", ylabel=f"t ({c.a} - {c.b})",
+           title=f"{part1.model_label}, layer {part1.layer} ({part1.site}-GELU): "
+                 f"{res.positive.sum()} \"{c.a}\" and {res.negative.sum()} \"{c.b}\" neurons "
+                 f"(FDR {res.method.upper()} q={res.q})")
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
+    """values [3 texts, 2 mask slots, 2 words] as grouped bars."""
+    w = part2.words
+    colors = [COLORS["b"] if x == part2.contrast.b else COLORS["a"] for x in w]
+    labels = ["clean"] + [f"[MASK] at {s}" for s in part2.slot_words]
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            x0 = i * 3 + j * 1.1
+            for k in range(values.shape[2]):
+                ax.bar(x0 + (k - 0.5) * 0.45, values[i, j, k], width=0.42, color=colors[k], edgecolor="k", lw=0.5,
+                       label=f"logit of '{w[k]}'" if (i, j) == (0, 0) else None)
+    ticks = [i * 3 + j * 1.1 for i in range(values.shape[0]) for j in range(values.shape[1])]
+    ax.set_xticks(ticks, [f"{labels[i]}\nread at '{part2.slot_words[j]}' slot" for i in range(values.shape[0])
+                          for j in range(values.shape[1])], fontsize=8)
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+
+
+def clean_logits(part2, ax=None) -> Figure:
+    """Logits of both words at both slots, for the clean text and each masked text."""
+    fig, ax = _fig_ax(ax, (10, 4.2))
+    _bars(ax, part2.logits, part2, "logit")
+    ax.set_title(f"{part2.model_label}: logits of '{part2.words[0]}' and '{part2.words[1]}' (no ablation)\n"
+                 f"\"{part2.texts[0]}\"", fontsize=10)
+    return fig
+
+
+def ablation_effect(part3, figsize=(13, 4.6)) -> Figure:
+    """Left: clean minus ablated logits (positive = the ablation lowered the logit). Right: scatter."""
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [2.2, 1]})
+    p2 = part3.part2
+    _bars(ax0, part3.delta, p2, "Δ logit (clean − ablated)")
+    ax0.set_title(f"{part3.model_label}, layer {part3.layer}: change after {part3.mode}-ablating "
+                  f"'{p2.slot_words[0]}' neurons at its slot and '{p2.slot_words[1]}' neurons at its slot",
+                  fontsize=10)
+    clean, abl = p2.logits.ravel(), part3.logits.ravel()
+    ax1.plot(clean, abl, "o", mfc="#8fd0d0", mec="k", ms=8)
+    lo, hi = min(clean.min(), abl.min()) - 0.5, max(clean.max(), abl.max()) + 0.5
+    ax1.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="no change")
+    ax1.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="clean logit", ylabel="ablated logit",
+            title="each point: one text × slot × word")
+    ax1.grid(lw=0.3)
+    ax1.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _fig_ax(ax, size):
+    if ax is None:
+        fig, ax = plt.subplots(figsize=size)
+    else:
+        fig = ax.figure
+    return fig, ax

@@ -1,0 +1,157 @@
+"""Stimulus sets (contrast files in data/contrasts/) and where the target word sits.
+
+    load_contrast(name_or_path)            -> Contrast (pairs, tests, words a/b); errors name file:line
+    list_contrasts()                       -> names of the shipped sets
+    target_positions(tok, sentences, words) -> token index of each sentence's target word
+    mask_positions(tok, texts)             -> token indices of each text's [MASK]s
+
+File format: data/README.md. Wordpiece policy: a target word that the
+tokenizer splits into several pieces ("herself" is one piece, "Lucinda" is
+three) is located at its LAST piece by default (wordpiece="first" for the first);
+the policy is stored on the result and printed by the lecture functions.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+CONTRASTS = DATA / "contrasts"
+MASK = "[MASK]"
+
+
+class StimulusError(ValueError):
+    """A stimulus file or sentence is not usable; the message names the culprit."""
+
+
+@dataclass
+class Contrast:
+    """Two conditions that differ in one word: sentences in pairs, plus [MASK] test items."""
+
+    name: str
+    a: str                                   # target word of condition A (e.g. "him")
+    b: str                                   # target word of condition B (e.g. "her")
+    pairs: list[tuple[str, str]]             # (sentence with a, sentence with b)
+    tests: list[tuple[str, str]] = field(default_factory=list)   # (text with one [MASK], expected a or b)
+    description: str = ""
+    path: Path | None = None
+
+    @property
+    def sentences_a(self) -> list[str]:
+        return [p[0] for p in self.pairs]
+
+    @property
+    def sentences_b(self) -> list[str]:
+        return [p[1] for p in self.pairs]
+
+    def foil(self, expected: str) -> str:
+        """The other word: foil("her") == "him" for the him/her set."""
+        return self.b if expected == self.a else self.a
+
+    def __repr__(self) -> str:
+        return f"Contrast({self.name!r}: {self.a!r} vs {self.b!r}, {len(self.pairs)} pairs, {len(self.tests)} tests)"
+
+
+def list_contrasts() -> list[str]:
+    """Names of the contrast sets shipped in data/contrasts/."""
+    return sorted(p.stem for p in CONTRASTS.glob("*.tsv"))
+
+
+def _count_word(text: str, word: str) -> int:
+    return len(re.findall(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text, flags=re.I))
+
+
+def load_contrast(name_or_path: str | Path) -> Contrast:
+    """Read a contrast file: a shipped name ("him_her") or a path. Checks every line."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = CONTRASTS / f"{name_or_path}.tsv"
+    if not path.exists():
+        raise StimulusError(f"No contrast file {str(name_or_path)!r}. Shipped sets: {', '.join(list_contrasts())}; "
+                            f"or give the path of your own .tsv (format: data/README.md).")
+    meta: dict[str, str] = {}
+    pairs, tests = [], []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for no, raw in enumerate(lines, 1):
+        where = f"{path.name}:{no}"
+        line = raw.rstrip("\r\n")
+        if not line.strip() or (line.startswith("#") and not line.startswith("#:")):
+            continue
+        if line.startswith("#:"):
+            if "=" not in line:
+                raise StimulusError(f"{where}: a '#:' line needs 'key = value', got {line!r}")
+            k, v = (s.strip() for s in line[2:].split("=", 1))
+            if k not in ("name", "a", "b", "description"):
+                raise StimulusError(f"{where}: unknown key {k!r}; use name, a, b or description")
+            meta[k] = v
+            continue
+        fields = line.split("\t")
+        kind = fields[0]
+        if kind not in ("pair", "test"):
+            raise StimulusError(f"{where}: a line must start with 'pair', 'test', '#' or '#:' and a tab; got {line[:40]!r}")
+        if len(fields) != 3 or not all(f.strip() for f in fields[1:]):
+            raise StimulusError(f"{where}: a {kind} line needs 3 tab-separated fields, found {len(fields)}: {line[:60]!r}")
+        for k in ("a", "b"):
+            if k not in meta:
+                raise StimulusError(f"{where}: '#: {k} = <word>' must come before the first pair/test line")
+        x, y = fields[1].strip(), fields[2].strip()
+        if kind == "pair":
+            for sent, word in ((x, meta["a"]), (y, meta["b"])):
+                n = _count_word(sent, word)
+                if n != 1:
+                    raise StimulusError(f"{where}: {sent!r} must contain {word!r} exactly once as a word, found {n}")
+            pairs.append((x, y))
+        else:
+            if x.count(MASK) != 1:
+                raise StimulusError(f"{where}: a test text needs exactly one {MASK}, found {x.count(MASK)}: {x!r}")
+            if y not in (meta["a"], meta["b"]):
+                raise StimulusError(f"{where}: expected answer {y!r} must be {meta['a']!r} or {meta['b']!r}")
+            tests.append((x, y))
+    if not pairs:
+        raise StimulusError(f"{path}: no 'pair' lines (is the file empty or not tab-separated?)")
+    return Contrast(meta.get("name", path.stem), meta["a"], meta["b"], pairs, tests, meta.get("description", ""), path)
+
+
+def target_positions(tokenizer, sentences: Sequence[str], words: str | Sequence[str],
+                     wordpiece: str = "last") -> list[int]:
+    """Token index (with special tokens, as the model sees it) of the target word in each sentence.
+
+    Each sentence must contain its word exactly once as a whole word (case-insensitive);
+    otherwise a StimulusError names the sentence and the word. wordpiece: "last" or
+    "first" piece of a word split into several pieces.
+    """
+    if wordpiece not in ("first", "last"):
+        raise ValueError(f"wordpiece must be 'first' or 'last', got {wordpiece!r}")
+    if isinstance(words, str):
+        words = [words] * len(sentences)
+    if len(words) != len(sentences):
+        raise StimulusError(f"{len(sentences)} sentences but {len(words)} target words")
+    out = []
+    for i, (sent, word) in enumerate(zip(sentences, words)):
+        spans = [m.span() for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", sent, flags=re.I)]
+        if not spans:
+            raise StimulusError(f"sentence {i} {sent!r} does not contain the target word {word!r}")
+        if len(spans) > 1:
+            raise StimulusError(f"sentence {i} {sent!r} contains the target word {word!r} {len(spans)} times; "
+                                f"a paired design needs exactly one target per sentence")
+        enc = tokenizer(sent, return_offsets_mapping=True)
+        start, end = spans[0]
+        toks = [t for t, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < end and e > start]
+        if not toks:
+            raise StimulusError(f"sentence {i} {sent!r}: the tokenizer lost the word {word!r}")
+        out.append(toks[-1] if wordpiece == "last" else toks[0])
+    return out
+
+
+def mask_positions(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Token indices of every [MASK] in each text; a text without one is an error naming it."""
+    out = []
+    for i, t in enumerate(texts):
+        ids = tokenizer(t)["input_ids"]
+        pos = [j for j, x in enumerate(ids) if x == tokenizer.mask_token_id]
+        if not pos:
+            raise StimulusError(f"text {i} {t!r} has no {tokenizer.mask_token}: put one where the word to predict goes")
+        out.append(pos)
+    return out
