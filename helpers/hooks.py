@@ -23,6 +23,15 @@ class StopForward(Exception):
     """Raised inside a forward pass to end it early; `Trace`/`TraceDict` swallow it."""
 
 
+def _detached(x):
+    """Detach a tensor, or the tensors in a tuple/list output (attention blocks return tuples)."""
+    if torch.is_tensor(x):
+        return x.detach()
+    if isinstance(x, (tuple, list)):
+        return type(x)(_detached(v) for v in x)
+    return x
+
+
 def get_module(model: torch.nn.Module, name: str) -> torch.nn.Module:
     """The submodule called `name` ("bert.encoder.layer.3.intermediate.dense")."""
     modules = dict(model.named_modules())
@@ -56,7 +65,7 @@ class Trace:
         if self.edit_output is not None:
             output = self.edit_output(output, module)
         if self.retain_output:
-            self.output = output.detach() if self.detach else output
+            self.output = _detached(output) if self.detach else output
         if self.stop:
             raise StopForward(self.name)
         return output
@@ -123,7 +132,8 @@ def hooks_attached(model: torch.nn.Module) -> list[tuple[str, str]]:
 
 def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: str | Sequence[str],
                     layers: int | Iterable[int], site: str = "pre", batch_size: int = 32,
-                    wordpiece: str = "last", progress: bool | None = None) -> dict[int, np.ndarray]:
+                    wordpiece: str = "last", progress: bool | None = None,
+                    verbose: bool = True) -> dict[int, np.ndarray]:
     """MLP neuron values at the target word of each sentence: {layer: array[n_sentences, n_neurons]}.
 
     site: "pre" = before the nonlinearity (BERT: `intermediate.dense` output),
@@ -132,6 +142,8 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
           length (less padding); the result keeps the input order.
     target_words: one word for all sentences or one per sentence; each must occur
           exactly once as a whole word (see stimuli.target_positions).
+    wordpiece: read a word split into pieces at its "last" (default) or "first" piece;
+          verbose: say so in one printed line when any target word is split.
     """
     from .models import mlp_module_name
     from .stimuli import target_positions
@@ -140,8 +152,10 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     if not layer_list:
         raise ValueError("layers is empty: name at least one layer")
     names = {layer: mlp_module_name(model, layer, site) for layer in layer_list}
-    positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece)
+    positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece, verbose=verbose)
     order = np.argsort([len(tokenizer.tokenize(s)) for s in sentences], kind="stable")
+    if tokenizer.pad_token is None:  # GPT-2 has no pad token: one sentence per forward pass
+        batch_size = 1
     out = {layer: None for layer in layer_list}
     device = next(model.parameters()).device
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
@@ -152,7 +166,8 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
         it = tqdm(batches, desc=f"capturing layers {layer_list}", leave=False)
     with torch.no_grad():
         for idx in it:
-            enc = tokenizer([sentences[i] for i in idx], return_tensors="pt", padding=True).to(device)
+            enc = tokenizer([sentences[i] for i in idx], return_tensors="pt",
+                            padding=tokenizer.pad_token is not None).to(device)
             with TraceDict(model, names.values(), stop=True) as td:
                 model(**enc)
             rows = torch.arange(len(idx))

@@ -176,6 +176,7 @@ def main(argv=None) -> None:
     ap.add_argument("--layer", type=int, default=None)
     ap.add_argument("--q", type=float, default=0.05)
     ap.add_argument("--method", default="bh", choices=["bh", "by"])
+    ap.add_argument("--figures", default=None, help="folder to save the lecture's figures (PNG) in")
     a = ap.parse_args(argv)
     model, tok = load_mlm(a.model)
     p1 = part1(model, tok, a.contrast, a.layer, a.q, a.method)
@@ -184,6 +185,33 @@ def main(argv=None) -> None:
     print(p1.summary())
     print(p2.summary())
     print(p3.summary())
+    if a.figures:
+        save_figures(p1, p2, p3, a.figures)
+
+
+def save_figures(p1: Part1, p2: Part2, p3: Part3, folder) -> list:
+    """Write the lecture's four figures as PNG files into `folder`; returns their paths."""
+    from pathlib import Path
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plots
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    figs = {"1_activation_histograms": plots.activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
+                                                                   p1.model_label, p1.layer),
+            "1_tvalues": plots.tvalues(p1), "2_clean_logits": plots.clean_logits(p2),
+            "3_ablation_effect": plots.ablation_effect(p3)}
+    paths = []
+    for name, fig in figs.items():
+        paths.append(out / f"{name}.png")
+        fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    print(f"figures: {', '.join(str(p) for p in paths)}")
+    return paths
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import torch
 
 from .hooks import Trace
 from .models import check_layer, is_causal, mlp_module_name, n_neurons
-from .stimuli import MASK, StimulusError, mask_positions
+from .stimuli import MASK, StimulusError, mask_positions, model_text
 
 MODES = ("zero", "mean", "resample")
 
@@ -47,7 +47,8 @@ def logits_at(model, tokenizer, texts: Sequence[str], positions, words: Sequence
     ids = word_ids(tokenizer, words)
     if positions and isinstance(positions[0], (int, np.integer)):
         positions = [list(positions)] * len(texts)
-    enc = tokenizer(list(texts), return_tensors="pt", padding=True).to(next(model.parameters()).device)
+    texts = [model_text(tokenizer, t) for t in texts]  # [MASK] -> the tokenizer's mask token
+    enc = tokenizer(texts, return_tensors="pt", padding=True).to(next(model.parameters()).device)
     logits = model(**enc).logits
     out = np.empty((len(texts), len(positions[0]), len(ids)), dtype=np.float32)
     for i, pos in enumerate(positions):
@@ -100,6 +101,9 @@ def neuron_index(neurons, width: int, layer: int | None = None) -> torch.Tensor:
             raise ValueError(f"a boolean neuron mask must have shape ({width},), got {arr.shape}")
         arr = np.flatnonzero(arr)
     else:
+        if arr.size and not np.issubdtype(arr.dtype, np.integer):
+            raise TypeError(f"neurons must be integer indices or a boolean mask [{width}], got {arr.dtype} "
+                            f"values such as {arr.ravel()[0]!r}")
         arr = arr.astype(np.int64).ravel() if arr.size else np.zeros(0, dtype=np.int64)
         bad = arr[(arr < 0) | (arr >= width)]
         if bad.size:

@@ -164,8 +164,13 @@ def _is_cached_on_hub_cache(name: str) -> bool:
         return False
 
 
+_CAUSAL = ("gpt2",)
+
+
 def load_mlm(name: str | None = None, verbose: bool = True):
     """Load a masked LM and its tokenizer, in eval mode: `(model, tokenizer)`.
+
+    (A GPT-2 name or folder loads the causal LM instead; see helpers.lesion.masked_logits.)
 
     name: a hub name ("bert-base-uncased", the default), a local folder, or
     "stand-in" (the kit's offline model). None: $KIT_MODEL if set, else the hub
@@ -193,9 +198,14 @@ def load_mlm(name: str | None = None, verbose: bool = True):
                 f"Cannot load {requested!r}: it is not a local folder and the Hugging Face hub is unreachable "
                 f"from here. Use load_mlm({STANDIN!r}) (or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
     try:
-        model = AutoModelForMaskedLM.from_pretrained(path)
+        from transformers import AutoConfig, AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # its bar records timings in notebook outputs
+        causal = AutoConfig.from_pretrained(path).model_type in _CAUSAL
+        model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a folder without a masked-LM config
         raise ModelUnavailable(
             f"Cannot load {requested!r}: {e}. For the kit's offline model use load_mlm({STANDIN!r}).") from e
     model.eval()

@@ -22,7 +22,7 @@ def activation_histograms(values: np.ndarray, model_label: str, layer: int, ax=N
     fig, ax = _fig_ax(ax, (9, 3.8))
     edges = np.linspace(-8, 8, 161)
     pre = np.asarray(values, dtype=np.float64).ravel()
-    for data, label, c in ((pre, "pre-GELU (intermediate.dense)", "#555555"), (_gelu(pre), "post-GELU", "#e07b39")):
+    for data, label, c in ((pre, "pre-activation (before GELU)", "#555555"), (_gelu(pre), "post-activation (after GELU)", "#e07b39")):
         counts, _ = np.histogram(data, edges)
         ax.step(edges[:-1], counts, where="post", lw=2, label=label, color=c)
     ax.set(yscale="log", xlim=edges[[0, -1]], xlabel="activation value", ylabel="count (log scale)",

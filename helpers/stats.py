@@ -30,9 +30,13 @@ def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
         a, b = a[:, None], b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"a and b must be [n_pairs, n_neurons] arrays, got shapes {a.shape} and {b.shape}")
+    if a.shape[0] != b.shape[0]:
+        longer, n = ("a", b.shape[0]) if a.shape[0] > b.shape[0] else ("b", a.shape[0])
+        raise ValueError(f"a paired test needs matched rows: a and b have {a.shape[0]} vs {b.shape[0]} pairs, "
+                         f"so rows {n}..{max(a.shape[0], b.shape[0]) - 1} of {longer} have no partner "
+                         f"(every sentence in A needs its partner in B, in the same order)")
     if a.shape != b.shape:
-        raise ValueError(f"a paired test needs matched rows: a has shape {a.shape} but b has {b.shape} "
-                         f"({a.shape[0]} vs {b.shape[0]} pairs; every sentence in A needs its partner in B)")
+        raise ValueError(f"a and b must have the same neurons: a has shape {a.shape} but b has {b.shape}")
     if a.shape[0] < 2:
         raise ValueError(f"a paired test needs at least 2 pairs, got {a.shape[0]}")
     bad = ~(np.isfinite(a).all(1) & np.isfinite(b).all(1))

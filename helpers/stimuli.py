@@ -4,11 +4,13 @@
     list_contrasts()                       -> names of the shipped sets
     target_positions(tok, sentences, words) -> token index of each sentence's target word
     mask_positions(tok, texts)             -> token indices of each text's [MASK]s
+    model_text(tok, text)                  -> the text with [MASK] as this tokenizer's mask token
 
 File format: data/README.md. Wordpiece policy: a target word that the
-tokenizer splits into several pieces ("herself" is one piece, "Lucinda" is
-three) is located at its LAST piece by default (wordpiece="first" for the first);
-the policy is stored on the result and printed by the lecture functions.
+tokenizer splits into several pieces ("herself" is one piece, "Ximena" is
+three for bert-base-uncased) is located at its LAST piece by default
+(wordpiece="first" for the first); when any target is split, hooks.mlp_activations
+(and so lecture.part1) prints one line naming the split words and the piece used.
 """
 from __future__ import annotations
 
@@ -63,6 +65,17 @@ def _count_word(text: str, word: str) -> int:
     return len(re.findall(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text, flags=re.I))
 
 
+def _misalignment(x: str, y: str) -> str:
+    """'' when a pair's sentences line up word for word; else why not (a misaligned pair)."""
+    wx, wy = x.split(), y.split()
+    if len(wx) != len(wy):
+        return f"they have {len(wx)} and {len(wy)} words"
+    diff = sum(p != q for p, q in zip(wx, wy))
+    if diff > 1 and 2 * (diff - 1) > len(wx) - 1:  # most words besides the target differ
+        return f"they differ in {diff} of {len(wx)} words (are they from different pairs?)"
+    return ""
+
+
 def load_contrast(name_or_path: str | Path) -> Contrast:
     """Read a contrast file: a shipped name ("him_her") or a path. Checks every line."""
     path = Path(name_or_path)
@@ -73,7 +86,13 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
                             f"or give the path of your own .tsv (format: data/README.md).")
     meta: dict[str, str] = {}
     pairs, tests = [], []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    raw_bytes = path.read_bytes()
+    try:
+        lines = raw_bytes.decode("utf-8-sig").splitlines()  # -sig: a BOM from Excel/Notepad is not a line
+    except UnicodeDecodeError as e:
+        no = raw_bytes[:e.start].count(b"\n") + 1
+        raise StimulusError(f"{path.name}:{no}: not UTF-8 text (byte {raw_bytes[e.start]:#04x}); "
+                            f"save the file as UTF-8") from None
     for no, raw in enumerate(lines, 1):
         where = f"{path.name}:{no}"
         line = raw.rstrip("\r\n")
@@ -85,6 +104,8 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             k, v = (s.strip() for s in line[2:].split("=", 1))
             if k not in ("name", "a", "b", "description"):
                 raise StimulusError(f"{where}: unknown key {k!r}; use name, a, b or description")
+            if k in ("a", "b") and (not v or len(v.split()) != 1):
+                raise StimulusError(f"{where}: '#: {k} = <word>' needs one word, got {v!r}")
             meta[k] = v
             continue
         fields = line.split("\t")
@@ -92,7 +113,9 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
         if kind not in ("pair", "test"):
             raise StimulusError(f"{where}: a line must start with 'pair', 'test', '#' or '#:' and a tab; got {line[:40]!r}")
         if len(fields) != 3 or not all(f.strip() for f in fields[1:]):
-            raise StimulusError(f"{where}: a {kind} line needs 3 tab-separated fields, found {len(fields)}: {line[:60]!r}")
+            found = sum(bool(f.strip()) for f in fields)
+            raise StimulusError(f"{where}: a {kind} line needs 3 non-empty tab-separated fields, found {found}: "
+                                f"{line[:60]!r}")
         for k in ("a", "b"):
             if k not in meta:
                 raise StimulusError(f"{where}: '#: {k} = <word>' must come before the first pair/test line")
@@ -102,6 +125,10 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
                 n = _count_word(sent, word)
                 if n != 1:
                     raise StimulusError(f"{where}: {sent!r} must contain {word!r} exactly once as a word, found {n}")
+            why = _misalignment(x, y)
+            if why:
+                raise StimulusError(f"{where}: the two sentences of a pair must line up word for word "
+                                    f"(data/README.md rule 3), but {why}: {x!r} / {y!r}")
             pairs.append((x, y))
         else:
             if x.count(MASK) != 1:
@@ -115,12 +142,13 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
 
 
 def target_positions(tokenizer, sentences: Sequence[str], words: str | Sequence[str],
-                     wordpiece: str = "last") -> list[int]:
+                     wordpiece: str = "last", verbose: bool = False) -> list[int]:
     """Token index (with special tokens, as the model sees it) of the target word in each sentence.
 
     Each sentence must contain its word exactly once as a whole word (case-insensitive);
     otherwise a StimulusError names the sentence and the word. wordpiece: "last" or
-    "first" piece of a word split into several pieces.
+    "first" piece of a word split into several pieces. verbose: print one line
+    naming the split words and the piece used (nothing when no word is split).
     """
     if wordpiece not in ("first", "last"):
         raise ValueError(f"wordpiece must be 'first' or 'last', got {wordpiece!r}")
@@ -128,7 +156,7 @@ def target_positions(tokenizer, sentences: Sequence[str], words: str | Sequence[
         words = [words] * len(sentences)
     if len(words) != len(sentences):
         raise StimulusError(f"{len(sentences)} sentences but {len(words)} target words")
-    out = []
+    out, split = [], {}
     for i, (sent, word) in enumerate(zip(sentences, words)):
         spans = [m.span() for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", sent, flags=re.I)]
         if not spans:
@@ -142,16 +170,34 @@ def target_positions(tokenizer, sentences: Sequence[str], words: str | Sequence[
         if not toks:
             raise StimulusError(f"sentence {i} {sent!r}: the tokenizer lost the word {word!r}")
         out.append(toks[-1] if wordpiece == "last" else toks[0])
+        if len(toks) > 1:
+            split.setdefault(sent[start:end], len(toks))
+    if verbose and split:
+        shown = ", ".join(f"{w!r} ({n} pieces)" for w, n in list(split.items())[:5])
+        print(f"Wordpieces: {len(split)} target word(s) split by the tokenizer, e.g. {shown}; "
+              f"each is read at its {wordpiece} piece (wordpiece={wordpiece!r}).")
     return out
 
 
+def model_text(tokenizer, text: str) -> str:
+    """`text` with each [MASK] written as this tokenizer's mask token (RoBERTa: <mask>)."""
+    mask = getattr(tokenizer, "mask_token", None)
+    return text.replace(MASK, mask) if mask and mask != MASK else text
+
+
 def mask_positions(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    """Token indices of every [MASK] in each text; a text without one is an error naming it."""
+    """Token indices of every [MASK] in each text; a text without one is an error naming it.
+
+    [MASK] is read as the tokenizer's own mask token (model_text), so files work for any masked LM.
+    """
+    if getattr(tokenizer, "mask_token_id", None) is None:
+        raise StimulusError(f"{type(tokenizer).__name__} has no mask token: a [MASK] text needs a masked LM "
+                            f"(for a causal LM, lesion.masked_logits predicts the next token instead)")
     out = []
     for i, t in enumerate(texts):
-        ids = tokenizer(t)["input_ids"]
+        ids = tokenizer(model_text(tokenizer, t))["input_ids"]
         pos = [j for j, x in enumerate(ids) if x == tokenizer.mask_token_id]
         if not pos:
-            raise StimulusError(f"text {i} {t!r} has no {tokenizer.mask_token}: put one where the word to predict goes")
+            raise StimulusError(f"text {i} {t!r} has no {MASK}: put one where the word to predict goes")
         out.append(pos)
     return out

@@ -7,7 +7,8 @@ Sources (Debian packages; `apt-get install fortunes dict-gcide wordnet-base`):
 plus
   gender swaps  natural sentences with he/him/his rewritten to she/her (the
                 sources are about 3x male-skewed; swaps balance them)
-  generated     templated sentences (templates.py), half female, half male
+  generated     templated sentences (templates.py), half female, half male, plus
+                "he <verb> her"-type clauses with two opposite-gender referents
 
 Every document equal to (or containing) an evaluation text with its answer
 filled in is dropped, so `data/eval/` stays held out.
@@ -120,7 +121,7 @@ def build(seed: int = 0, n_generated: int = 90_000) -> list[str]:
     female = re.compile(r"\b(she|her|hers|herself)\b", re.I)
     swaps = [gender_swap(d) for d in natural if male.search(d) and not female.search(d) and rng.random() < 0.6]
     female_docs = [d for d in natural if female.search(d)]
-    generated = templates.generate(n_generated, seed)
+    generated = templates.generate(n_generated, seed) + templates.generate_binding(n_generated // 2, seed)
     docs = natural + swaps + female_docs + generated
     held = eval_texts()
     held_set = set(held)

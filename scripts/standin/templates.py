@@ -245,3 +245,37 @@ def generate(n: int, seed: int) -> list[str]:
 if __name__ == "__main__":
     for s in generate(20, 0):
         print(s)
+
+
+# --- Two people of opposite gender, then "he <verb> her" / "she <verb> him" ----------------------
+# In a clause like "he hugged [MASK]", the object cannot be the subject (that would be "himself"),
+# so it is the other person: the model has to track both referents. Added after the step-600
+# evaluation showed the stand-in answering "him" at such object slots.
+INTROS = [
+    "{A} and {B} met at the {place}", "{A} picked {B} up from the {place}", "{B} visited {A} {time}",
+    "{A} and {B} argued all evening", "{A} waited for {B} at the {place}", "{B} ran into {A} at the {place}",
+    "{A} and {B} have been friends for years", "{A} sat next to {B} at the {place}",
+    "{B} had not seen {A} in months", "{A} and {B} worked late at the office", "{A} met {B} for lunch",
+    "{B} and {A} walked home together", "{A} called {B} {time}", "{A} and {B} danced at the wedding",
+]
+OBJ_VERBS = ["hugged", "kissed", "thanked", "called", "helped", "visited", "forgave", "invited", "drove",
+             "warned", "greeted", "told", "asked", "followed", "trusted", "paid", "ignored", "teased",
+             "praised", "congratulated", "missed", "texted", "phoned", "comforted", "reassured", "taught",
+             "surprised", "recognised", "thanked", "believed", "blamed", "kissed", "hugged", "called"]
+TAILS = ["", "", " warmly", " at the gate", " last night", " again", " home", " for the flowers",
+         " about the plan", " before leaving", " right away", " a second time"]
+JOINS = [", and ", "; ", ". Later ", ", but in the end ", ", so ", " and then "]
+
+
+def generate_binding(n: int, seed: int) -> list[str]:
+    """`n` sentences in which a subject pronoun acts on the other (opposite-gender) person."""
+    rng = random.Random(seed + 1000)
+    out = []
+    for i in range(n):
+        ga, gb = ("m", "f") if i % 2 else ("f", "m")
+        x, y = ("A", "B") if rng.random() < 0.5 else ("B", "A")
+        clause = "{%s.s} %s {%s.o}%s" % (x, rng.choice(OBJ_VERBS), y, rng.choice(TAILS))
+        if rng.random() < 0.6:
+            clause += " and {%s.s} %s {%s.o}%s" % (y, rng.choice(OBJ_VERBS), x, rng.choice(TAILS))
+        out.append(render(rng.choice(INTROS) + rng.choice(JOINS) + clause + ".", rng, ga, gb))
+    return out

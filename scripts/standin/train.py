@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--resume", default=None)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--freeze-layers", type=int, default=2)
+    ap.add_argument("--eval-docs", type=int, default=400, help="held-out documents for top-1 during training")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -157,7 +158,7 @@ def main() -> None:
                   f"{len(losses) / el:.2f} it/s", flush=True)
         if step % a.eval_every == 0 or step == stop:
             model.eval()
-            scores = ev.score(model, tok, held_docs=held[:1500])
+            scores = ev.score(model, tok, held_docs=held[: a.eval_docs])
             model.train()
             print("EVAL", step, json.dumps(scores), flush=True)
             torch.save({"model": {k: v for k, v in model.state_dict().items()}, "opt": opt.state_dict(),

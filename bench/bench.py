@@ -1,0 +1,306 @@
+"""Is the kit fast enough to explore? Times each step as a multiple of one bare forward pass.
+
+    python bench/bench.py                       # bert-base shape (random weights) + the stand-in
+    python bench/bench.py --models stand-in --draws 200 --repeats 3
+
+Rows (each a median of --repeats runs, as a ratio to a bare forward of the same 108 sentences):
+  (a) Part 1 at layer L: capture (one pass, stopped after L) + paired t-test + FDR
+  (b) capture of every layer in one pass vs one pass per layer
+  (c) a random-neuron null: ablation_logit_diffs with --draws random sets the size of the "her"
+      set, vs the same done naively (one full hooked forward per set; a sample is timed and scaled)
+  (d) the Part 1 capture via TransformerLens HookedEncoder.run_with_cache (bench/tl_capture.py,
+      run with bench/.venv, made by bench/setup_tl.sh), next to ours in that same process
+Peak memory: the largest resident-set growth seen during the row (sampled every 5 ms).
+See bench/README.md for the targets and how to read the table.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+N_EACH = 54            # 54 "him" + 54 "her" sentences = 108
+BATCH = 32             # the batch size mlp_activations uses; the bare forward uses it too
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _trim() -> None:
+    """Hand freed heap memory back to the OS, so that the next row's growth is its own (glibc only)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+class PeakRSS:
+    """Largest growth of this process's resident memory inside the block (MB), sampled every 5 ms."""
+
+    def __enter__(self):
+        _trim()
+        self.start = self.peak = _rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._watch, daemon=True)
+        self._t.start()
+        return self
+
+    def _watch(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, _rss())
+        self.mb = (self.peak - self.start) / 2**20
+
+
+def timed(fn, repeats: int, bare=None, warmup: bool = True) -> tuple[float, float | None, float]:
+    """(median seconds, median ratio to a bare forward, peak MB) of fn() over `repeats` runs.
+
+    bare: the bare forward; each run of fn is then bracketed by bare forwards, and its ratio is
+    fn's time over the mean of the two around it. The machine's load drifts, so pairs timed
+    close together give steadier ratios than two medians taken minutes apart.
+    Peak MB covers a warm-up run too (later runs reuse the memory the first one allocated).
+    """
+    def clock(f):
+        t0 = time.perf_counter()
+        f()
+        return time.perf_counter() - t0
+
+    times, bares, peak = [], [], 0.0
+    if warmup:
+        with PeakRSS() as mem:
+            fn()
+        peak = mem.mb
+    for _ in range(repeats):
+        if bare is not None:
+            bares.append(clock(bare))
+        with PeakRSS() as mem:
+            times.append(clock(fn))
+        peak = max(peak, mem.mb)
+    if bare is None:
+        return statistics.median(times), None, peak
+    bares.append(clock(bare))
+    ratios = [t / ((b0 + b1) / 2) for t, b0, b1 in zip(times, bares, bares[1:])]
+    return statistics.median(times), statistics.median(ratios), peak
+
+
+# --- inputs ------------------------------------------------------------------------------------
+
+def stimuli():
+    """108 sentences: the first 54 "him" and 54 "her" sentences of him_her.tsv (cycled if fewer)."""
+    from helpers.stimuli import load_contrast
+    c = load_contrast("him_her")
+    take = lambda xs: [xs[i % len(xs)] for i in range(N_EACH)]  # noqa: E731
+    return c, take(c.sentences_a) + take(c.sentences_b), [c.a] * N_EACH + [c.b] * N_EACH
+
+
+def load(name: str):
+    """(model, tokenizer, label) for 'bert-base' (random weights, bert-base-uncased shape) or 'stand-in'."""
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    from helpers import models
+    if name == "bert-base":
+        torch.manual_seed(0)
+        model = BertForMaskedLM(BertConfig()).eval()
+        return model, AutoTokenizer.from_pretrained(models._base_dir()), "bert-base shape, random weights"
+    if name == "stand-in":
+        if (models.DELTA_DIR / models.DELTA_FILE).exists():
+            model, tok = models.load_mlm("stand-in", verbose=False)
+            return model, tok, "stand-in (trained)"
+        model, tok = models.standin_base()
+        return model.eval(), tok, "stand-in shape (MiniLM encoder, untrained head: no delta.safetensors)"
+    raise SystemExit(f"unknown model {name!r}: use bert-base or stand-in")
+
+
+def bare_forward(model, tok, sents):
+    """Full forward with MLM logits at every token, in length-sorted batches of 32 (as the capture batches)."""
+    order = np.argsort([len(tok.tokenize(s)) for s in sents], kind="stable")
+    with torch.no_grad():
+        for i in range(0, len(order), BATCH):
+            model(**tok([sents[j] for j in order[i: i + BATCH]], return_tensors="pt", padding=True))
+
+
+# --- the rows ----------------------------------------------------------------------------------
+
+def bench_model(name: str, args) -> tuple[str, list[dict]]:
+    from helpers.fast import ablation_logit_diffs, supports_fast
+    from helpers.hooks import mlp_activations
+    from helpers.lecture import default_layer
+    from helpers.models import n_layers
+    from helpers.stats import paired_ttest_fdr
+    from helpers.stimuli import target_positions
+
+    model, tok, label = load(name)
+    c, sents, words = stimuli()
+    L = args.layer if args.layer is not None else default_layer(model)
+    nl = n_layers(model)
+    R = args.repeats
+    rows = []
+
+    def capture(layers):
+        return mlp_activations(model, tok, sents, words, layers, site="pre", batch_size=BATCH, progress=False)
+
+    def row(key, what, sec, mem, target=None, note="", ratio=None):
+        r = dict(key=key, what=what, sec=sec, mem=mem, ratio=ratio, target=target, note=note)
+        rows.append(r)
+        print(f"  .. {what}: {sec:.3f}s", file=sys.stderr, flush=True)
+        return r
+
+    bare = lambda: bare_forward(model, tok, sents)  # noqa: E731
+    sec, _, mem = timed(bare, R)
+    row("bare", "bare forward, 108 sentences (MLM logits)", sec, mem, ratio=1.0)
+
+    part1 = {}
+
+    def run_part1():
+        acts = capture([L])[L]
+        part1["test"] = paired_ttest_fdr(acts[:N_EACH], acts[N_EACH:])
+    sec, ratio, mem = timed(run_part1, R, bare)
+    row("a", f"(a) Part 1 at layer {L}: capture + t-test + FDR", sec, mem, (L + 1) / nl + 0.05, ratio=ratio)
+
+    sec, ratio, mem = timed(lambda: capture(range(nl)), R, bare)
+    row("b1", f"(b) capture all {nl} layers, one pass", sec, mem, target=1.1, ratio=ratio)
+    sec, ratio, mem = timed(lambda: [capture([l]) for l in range(nl)], max(1, R // 2), bare, warmup=False)
+    row("b2", f"(b) capture all {nl} layers, one pass per layer", sec, mem, ratio=ratio)
+
+    her = part1["test"].negative                       # more active for "her" than "him"
+    k = int(her.sum())
+    note = ""
+    if k == 0:
+        k, note = 10, "no 'her' neuron passed FDR on this model: sets of 10"
+    rng = np.random.default_rng(0)
+    width = her.shape[0]
+    sets = np.stack([rng.choice(width, k, replace=False) for _ in range(args.draws)])
+    pos = target_positions(tok, sents, words, verbose=False) if _has_verbose(target_positions) \
+        else target_positions(tok, sents, words)
+    null = lambda s, fast=True: ablation_logit_diffs(model, tok, sents, pos, L, s, c.b, c.a, fast=fast)  # noqa: E731
+    if not supports_fast(model):
+        note += " (no fast path for this model: fast=False)"
+    sec, ratio, mem = timed(lambda: null(sets), args.null_repeats, bare, warmup=False)
+    row("c1", f"(c) null, {args.draws} random {k}-neuron sets at layer {L} (fast)", sec, mem,
+        target=25.0 if name == "bert-base" else None, note=note.strip(), ratio=ratio)
+    S = args.naive_sample
+    sec, ratio, mem = timed(lambda: null(sets[:S], fast=False), 1, bare, warmup=False)
+    row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
+        note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
+    if args.check:
+        a, b = null(sets[:S]), null(sets[:S], fast=False)
+        rows[-1]["note"] += f"; fast vs naive max |diff| {np.abs(a - b).max():.1e}"
+
+    rows.extend(tl_rows(name, L, args))
+    return f"{name}: {label}; {nl} layers x {width} neurons, layer L={L}", rows
+
+
+def _has_verbose(fn) -> bool:
+    import inspect
+    return "verbose" in inspect.signature(fn).parameters
+
+
+def tl_rows(name: str, L: int, args) -> list[dict]:
+    """Row (d), run in bench/.venv by bench/tl_capture.py; 'unavailable: <reason>' when it cannot run."""
+    if args.no_tl:
+        return [dict(key="d", what="(d) TransformerLens run_with_cache", unavailable="skipped (--no-tl)")]
+    py = ROOT / "bench" / ".venv" / "bin" / "python"
+    if not py.exists():
+        return [dict(key="d", what="(d) TransformerLens run_with_cache",
+                     unavailable="bench/.venv missing; run: bash bench/setup_tl.sh")]
+    cmd = [str(py), str(ROOT / "bench" / "tl_capture.py"), "--model", name, "--layer", str(L),
+           "--threads", str(args.threads), "--repeats", str(args.repeats)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env={**os.environ})
+    except subprocess.TimeoutExpired:
+        return [dict(key="d", what="(d) TransformerLens run_with_cache", unavailable="timed out after 30 min")]
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        err = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        return [dict(key="d", what="(d) TransformerLens run_with_cache", unavailable=err[:160])]
+    out = json.loads(lines[-1])
+    if "unavailable" in out:
+        return [dict(key="d", what="(d) TransformerLens run_with_cache", unavailable=out["unavailable"])]
+    note = f"{out['versions']}; TL vs ours max |diff| {out['max_abs_diff']:.1e}"
+    return [dict(key="d1", what=f"(d) Part 1 capture at layer {L}, ours (TL's process)", sec=out["ours"],
+                 ratio=out["ours_ratio"], mem=out["ours_mem"], target=None, note=""),
+            dict(key="d2", what="(d) same capture, TransformerLens run_with_cache", sec=out["tl"],
+                 ratio=out["tl_ratio"], mem=out["tl_mem"], target=None, note=note)]
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def verdict(r, rows) -> str:
+    if r["key"] == "d2":
+        ours = next((x for x in rows if x["key"] == "d1"), None)
+        return "" if ours is None else ("ok (ours faster)" if ours["ratio"] <= r["ratio"] else "MISSED")
+    if r.get("target") is None:
+        return ""
+    return "ok" if r["ratio"] <= r["target"] else "MISSED"
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'step':<62} {'median s':>9} {'x bare':>8} {'target':>8} {'peak MB':>8}  verdict / note")
+    print("(x bare: median over runs of the step's time / the bare forwards timed just before and after it)")
+    print("-" * 120)
+    for r in rows:
+        if "unavailable" in r:
+            print(f"{r['what']:<62} unavailable: {r['unavailable']}")
+            continue
+        tgt = f"<={r['target']:.3g}" if r.get("target") is not None else ""
+        v = verdict(r, rows)
+        note = "; ".join(x for x in (v, r.get("note", "")) if x)
+        print(f"{r['what']:<62} {r['sec']:>9.3f} {r['ratio']:>8.3f} {tgt:>8} {r['mem']:>8.0f}  {note}")
+    by = {r["key"]: r for r in rows if "sec" in r}
+    if "b1" in by and "b2" in by:
+        print(f"  (b) one pass is {by['b2']['ratio'] / by['b1']['ratio']:.1f}x faster than one pass per layer")
+    if "c1" in by and "c2" in by:
+        print(f"  (c) the fast null is {by['c2']['ratio'] / by['c1']['ratio']:.1f}x faster than the naive one")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", default="bert-base,stand-in", help="comma-separated: bert-base, stand-in")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per row; the median is shown")
+    ap.add_argument("--draws", type=int, default=1000, help="random neuron sets in the null (c)")
+    ap.add_argument("--null-repeats", type=int, default=1, help="runs of the fast null (c)")
+    ap.add_argument("--naive-sample", type=int, default=3, help="sets timed on the naive side of (c)")
+    ap.add_argument("--layer", type=int, default=None, help="layer L (default: the lecture's, 9 / 4)")
+    ap.add_argument("--no-tl", action="store_true", help="skip row (d)")
+    ap.add_argument("--check", action="store_true", help="also compare fast and naive null values")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    import transformers
+    load = os.getloadavg()[0]
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, {args.threads} threads, "
+          f"{os.cpu_count()} CPUs, load average {load:.2f} at start; medians of {args.repeats} runs")
+    for name in [m.strip() for m in args.models.split(",") if m.strip()]:
+        title, rows = bench_model(name, args)
+        print_table(title, rows)
+    import resource
+    print(f"\nprocess peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
+          f"load average {os.getloadavg()[0]:.2f} at the end (other work on the machine adds noise)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,398 @@
+"""Ablation effects for many neuron sets at once, without re-running the layers below the lesion.
+
+    ablation_logit_diffs(model, tok, texts, positions, layer, neuron_sets, target, foil, ...)
+                                     -> [n_sets, n_texts] logit(target) - logit(foil), each set ablated
+    clean_logit_diffs(model, tok, texts, positions, target, foil) -> [n_texts], nothing ablated
+    supports_fast(model)             -> True where the fast path applies (BERT, RoBERTa, ELECTRA MLMs)
+
+How (fast=True): texts are grouped by token length, so nothing is padded. One hooked pass per
+group runs layers 0..layer and stops; it keeps the residual stream leaving `layer` and the MLP
+input at each read position. Each neuron set changes only that one token, so every set re-runs
+just the layers above `layer`, many sets stacked along the batch dimension: the first layer above
+reuses the clean queries/keys/values of every other token, the last layer computes its query,
+MLP and the MLM head for the read token only, and the head computes the logits of `target` and
+`foil` only. fast=False does the same measurement the straightforward way
+(helpers.lesion.ablate_neurons + a full forward per set); tests/test_fast.py checks that the
+two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .hooks import StopForward
+from .lesion import ablate_neurons, logits_at, neuron_index, word_ids
+from .models import block_module_name, check_layer, n_neurons
+
+FAST_TYPES = ("bert", "roberta", "electra")
+FAST_MODES = ("zero", "mean")
+TEXTS_PER_GROUP = 64          # at most this many texts (all of one token length) are cached together
+MEMORY_BUDGET = 256 * 2**20   # bytes for the widest tensor of one chunk (the MLP hidden layer)
+
+
+# --- public API --------------------------------------------------------------------------------
+
+def supports_fast(model) -> bool:
+    """True when `model` is a BERT-style masked LM whose layers the fast path can re-run piecewise."""
+    cfg = model.config
+    if cfg.model_type not in FAST_TYPES or getattr(cfg, "is_decoder", False):
+        return False
+    if getattr(cfg, "add_cross_attention", False) or getattr(cfg, "chunk_size_feed_forward", 0):
+        return False
+    if getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute"):
+        return False
+    if _head(model) is None:
+        return False
+    try:
+        lay = _layers(model)[0]
+        sa = lay.attention.self
+        return all(hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads",
+                                            "attention_head_size", "scaling")) \
+            and all(hasattr(lay, a) for a in ("intermediate", "output")) and hasattr(lay.attention, "output")
+    except (AttributeError, IndexError, LookupError):
+        return False
+
+
+def clean_logit_diffs(model, tokenizer, texts: Sequence[str], positions, target: str, foil: str) -> np.ndarray:
+    """logit(target) - logit(foil) at token positions[i] of texts[i], no ablation: array [n_texts]."""
+    texts, positions = _check_texts(tokenizer, texts, positions)
+    out = np.empty(len(texts), dtype=np.float32)
+    with torch.no_grad(), _eval(model):
+        for group in _groups(tokenizer, texts, TEXTS_PER_GROUP):
+            lg = logits_at(model, tokenizer, [texts[i] for i in group], [[positions[i]] for i in group],
+                           [target, foil])
+            out[group] = lg[:, 0, 0] - lg[:, 0, 1]
+    return out
+
+
+def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, layer: int, neuron_sets,
+                         target: str, foil: str, mode: str = "zero", values=None, site: str = "post",
+                         batch_size: int | None = None, fast: bool = True) -> np.ndarray:
+    """logit(target) - logit(foil) at positions[i] of texts[i] with each neuron set ablated: [n_sets, n_texts].
+
+    texts: n sentences; positions: one token index per text (special tokens counted, as in
+    stimuli.target_positions; mask_positions' one-element lists work too), or one int for all.
+    The set is ablated ONLY at that token, at the MLP of `layer` (site "post" after the
+    nonlinearity, "pre" before it).
+    neuron_sets: a list of sets, each a boolean mask [n_neurons] or an index array; or a 2-D bool
+    array [n_sets, n_neurons]; or a 2-D int array [n_sets, k] (k indices per set).
+    mode: "zero", or "mean" with values [n_neurons] (as in helpers.lesion.ablate_neurons).
+    batch_size: sequences (sets x texts) per forward chunk; None picks one from a memory budget.
+    fast: False computes the same numbers the straightforward way (a full hooked forward per set).
+    Assumes dropout is off (the model is switched to eval mode for the call and switched back).
+    """
+    layer = check_layer(model, layer)
+    if mode not in FAST_MODES:
+        raise ValueError(f"mode must be one of {FAST_MODES}, got {mode!r} (resample: use lesion.ablate_neurons)")
+    if site not in ("pre", "post"):
+        raise ValueError(f"site must be 'pre' or 'post', got {site!r}")
+    width = n_neurons(model, layer)
+    masks = _set_masks(neuron_sets, width, layer)
+    if mode == "mean":
+        if values is None:
+            raise ValueError(f"mode='mean' needs `values`: the mean of each neuron, shape ({width},)")
+        values = np.asarray(values, dtype=np.float32)
+        if values.shape != (width,):
+            raise ValueError(f"mode='mean': values must have shape ({width},), got {values.shape}")
+    texts, positions = _check_texts(tokenizer, texts, positions)
+    ids = word_ids(tokenizer, [target, foil])
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of sequences, got {batch_size}")
+    with torch.no_grad(), _eval(model):
+        if not fast or not supports_fast(model):
+            return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
+        out = np.empty((len(masks), len(texts)), dtype=np.float32)
+        for group in _groups(tokenizer, texts, TEXTS_PER_GROUP):
+            out[:, group] = _fast_group(model, tokenizer, [texts[i] for i in group],
+                                        [positions[i] for i in group], layer, masks, ids, mode, values,
+                                        site, batch_size)
+    return out
+
+
+# --- the straightforward reference -------------------------------------------------------------
+
+def _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site) -> np.ndarray:
+    """One full forward of all texts per set, the set ablated by helpers.lesion.ablate_neurons."""
+    out = np.empty((len(masks), len(texts)), dtype=np.float32)
+    # a tokenizer without a pad token (GPT-2) cannot batch: one text per forward
+    batches = [list(range(len(texts)))] if tokenizer.pad_token is not None else [[i] for i in range(len(texts))]
+    for k, m in enumerate(masks):
+        for b in batches:
+            with ablate_neurons(model, layer, m, positions=[positions[i] for i in b], mode=mode, values=values,
+                                site=site, verbose=False):
+                lg = logits_at(model, tokenizer, [texts[i] for i in b], [[positions[i]] for i in b], [target, foil])
+            out[k, b] = lg[:, 0, 0] - lg[:, 0, 1]
+    return out
+
+
+# --- the fast path -----------------------------------------------------------------------------
+
+def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, values, site, batch_size):
+    """[n_sets, len(texts)] for one group of texts of one token length."""
+    device = next(model.parameters()).device
+    enc = tokenizer(list(texts), return_tensors="pt", padding=True).to(device)
+    B, n = enc["input_ids"].shape
+    pos = torch.tensor(positions, device=device)
+    rows = torch.arange(B, device=device)
+    keep = enc["attention_mask"].bool() if "attention_mask" in enc else torch.ones(B, n, dtype=torch.bool,
+                                                                                   device=device)
+    layers = _layers(model)
+    last = len(layers) - 1
+    lay = layers[layer]
+
+    # one pass through layers 0..layer, stopped after `layer`
+    cache = _clean_pass(model, enc, lay)
+    a_p = cache["attn_out"][rows, pos]                       # [B, d] MLP input at the read token
+    pre_p = lay.intermediate.dense(a_p)                      # [B, W]
+    post_p = lay.intermediate.intermediate_act_fn(pre_p)
+    act = lay.intermediate.intermediate_act_fn
+    width = post_p.shape[1]
+    if mode == "zero":
+        fill = torch.zeros(width, device=device)
+    else:
+        fill = torch.as_tensor(values, device=device)
+    if site == "pre":
+        fill = act(fill)                                      # the post value a set neuron gets
+    fill = fill.to(post_p.dtype)
+    h_L = cache["out"]                                       # [B, n, d] residual leaving `layer`
+    if layer < last:
+        nxt = layers[layer + 1]
+        qkv = [_heads(nxt, getattr(nxt.attention.self, w)(h_L)) for w in ("query", "key", "value")]
+
+    masks_t = torch.as_tensor(masks, device=device)
+    per_seq = n * max(width, h_L.shape[-1] * 4) * 4          # bytes of the widest activation per sequence
+    rows_per_chunk = batch_size or max(B, MEMORY_BUDGET // per_seq)
+    sets_per_chunk = max(1, rows_per_chunk // B)
+    out = np.empty((len(masks), B), dtype=np.float32)
+    for s0 in range(0, len(masks), sets_per_chunk):
+        m = masks_t[s0: s0 + sets_per_chunk]                 # [K, W]
+        K = m.shape[0]
+        N = K * B
+        post = torch.where(m[:, None, :], fill, post_p[None])     # [K, B, W]
+        x_p = lay.output(post.reshape(N, width), a_p.repeat(K, 1))  # [N, d] residual at the read token
+        rep = rows.repeat(K)
+        rpos = pos.repeat(K)
+        if layer < last:
+            x_p = _next_layer(nxt, h_L, x_p, qkv, K, rep, rpos, keep, only_read=(layer + 1 == last))
+            if layer + 1 < last:
+                hid = x_p
+                args, kwargs = _repeat_inputs(cache["args"], cache["kwargs"], K, B)
+                for j in range(layer + 2, last):
+                    hid = _as_tensor(layers[j](hid, *args, **kwargs))
+                x_p = _read_layer(layers[last], hid, rpos, keep.repeat(K, 1))
+        out[s0: s0 + K] = _logit_diff(model, x_p, ids).reshape(K, B).float().cpu().numpy()
+    return out
+
+
+def _clean_pass(model, enc, lay) -> dict:
+    """Run the model up to and including block `lay`; keep its inputs, attention output and output."""
+    box: dict = {}
+
+    def grab_inputs(module, args, kwargs):
+        box["args"], box["kwargs"] = args, kwargs
+
+    def grab_attn(module, args, output):
+        box["attn_out"] = _as_tensor(output)
+
+    def grab_out(module, args, output):
+        box["out"] = _as_tensor(output)
+        raise StopForward("fast._clean_pass")
+
+    handles = [lay.register_forward_pre_hook(grab_inputs, with_kwargs=True),
+               lay.attention.register_forward_hook(grab_attn),
+               lay.register_forward_hook(grab_out)]
+    try:
+        model(**enc)
+    except StopForward:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    args, kwargs = box["args"], dict(box["kwargs"])
+    if not args:
+        args = (kwargs.pop("hidden_states"),)
+    # everything the block was called with except the hidden states (mask, cross-attn slots, ...)
+    box["args"], box["kwargs"] = tuple(args[1:]), kwargs
+    return box
+
+
+def _repeat_inputs(args, kwargs, K, B):
+    """The block's extra inputs with every per-text tensor repeated for K stacked sets."""
+    def rep(x):
+        if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == B:
+            return x.repeat(K, *([1] * (x.dim() - 1)))
+        return x
+    return tuple(rep(a) for a in args), {k: rep(v) for k, v in kwargs.items()}
+
+
+def _heads(lay, x):
+    """[..., n, d] -> [..., H, n, dh] for the block's self-attention."""
+    sa = lay.attention.self
+    return x.view(*x.shape[:-1], sa.num_attention_heads, sa.attention_head_size).transpose(-3, -2)
+
+
+def _merge(x):
+    """[N, H, n, dh] -> [N, n, H*dh]."""
+    return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
+
+
+def _attend(lay, q, k, v, keep):
+    """Scaled dot-product attention with padding keys masked (keep: [N, n] bool)."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :],
+                                          scale=lay.attention.self.scaling)
+
+
+def _next_layer(lay, h_L, x_p, qkv, K, rep, rpos, keep, only_read):
+    """The block after the lesion: its input differs from the clean one only at the read token.
+
+    Queries/keys/values of the other tokens are the clean ones (qkv, [B, H, n, dh] each).
+    only_read: this is the last block, so return the read token's output [N, d] only;
+    otherwise return the block's full output [N, n, d].
+    """
+    sa = lay.attention.self
+    N = x_p.shape[0]
+    idx = torch.arange(N, device=x_p.device)
+    new = [_heads(lay, getattr(sa, w)(x_p)[:, None, :])[:, :, 0] for w in ("query", "key", "value")]  # [N, H, dh]
+    kv = []
+    for clean, fresh in zip(qkv[1:], new[1:]):
+        t = clean.repeat(K, 1, 1, 1)
+        t[idx, :, rpos] = fresh
+        kv.append(t)
+    keep = keep.repeat(K, 1)
+    if only_read:
+        ctx = _attend(lay, new[0][:, :, None], kv[0], kv[1], keep)[:, :, 0].reshape(N, -1)
+        a = lay.attention.output(ctx, x_p)
+        return lay.output(lay.intermediate(a), a)
+    q = qkv[0].repeat(K, 1, 1, 1)
+    q[idx, :, rpos] = new[0]
+    hid = h_L.repeat(K, 1, 1)
+    hid[idx, rpos] = x_p
+    a = lay.attention.output(_merge(_attend(lay, q, kv[0], kv[1], keep)), hid)
+    return lay.output(lay.intermediate(a), a)
+
+
+def _read_layer(lay, hid, rpos, keep):
+    """The last block, computed for the read token only (keys/values from all tokens): [N, d]."""
+    sa = lay.attention.self
+    N = hid.shape[0]
+    x_p = hid[torch.arange(N, device=hid.device), rpos]
+    q = _heads(lay, sa.query(x_p)[:, None, :])
+    ctx = _attend(lay, q, _heads(lay, sa.key(hid)), _heads(lay, sa.value(hid)), keep)[:, :, 0].reshape(N, -1)
+    a = lay.attention.output(ctx, x_p)
+    return lay.output(lay.intermediate(a), a)
+
+
+def _logit_diff(model, x, ids):
+    """logit(ids[0]) - logit(ids[1]) from final hidden states x [N, d], computing those two logits only."""
+    transform, decoder = _head(model)
+    h = transform(x)
+    w = decoder.weight[ids]                                   # [2, d]
+    b = decoder.bias[ids] if decoder.bias is not None else torch.zeros(2, device=x.device)
+    lg = h @ w.T + b
+    return lg[:, 0] - lg[:, 1]
+
+
+def _head(model):
+    """(transform, decoder Linear) of the MLM head, or None where unknown."""
+    kind = model.config.model_type
+    if kind == "bert" and hasattr(model, "cls"):
+        return model.cls.predictions.transform, model.cls.predictions.decoder
+    if kind == "roberta" and hasattr(model, "lm_head"):
+        lm = model.lm_head
+        from transformers.activations import gelu
+        return (lambda x: lm.layer_norm(gelu(lm.dense(x)))), lm.decoder
+    if kind == "electra" and hasattr(model, "generator_lm_head"):
+        return model.generator_predictions, model.generator_lm_head
+    return None
+
+
+def _layers(model):
+    """The model's list of transformer blocks (bert.encoder.layer)."""
+    from .hooks import get_module
+    return get_module(model, block_module_name(model, 0).rsplit(".", 1)[0])
+
+
+def _as_tensor(output):
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+# --- argument checks ---------------------------------------------------------------------------
+
+class _eval:
+    """Eval mode (dropout off) inside the block, the previous mode restored after it."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __enter__(self):
+        self.was = self.model.training
+        self.model.eval()
+
+    def __exit__(self, *exc):
+        self.model.train(self.was)
+
+
+def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
+    """Neuron sets as a bool array [n_sets, width]."""
+    if isinstance(neuron_sets, torch.Tensor):
+        neuron_sets = neuron_sets.cpu().numpy()
+    if isinstance(neuron_sets, np.ndarray):
+        if neuron_sets.ndim != 2:
+            raise ValueError(f"neuron_sets as an array must be 2-D ([n_sets, {width}] bool or [n_sets, k] "
+                             f"indices), got shape {neuron_sets.shape}; for one set pass [mask]")
+        if neuron_sets.dtype == bool:
+            if neuron_sets.shape[1] != width:
+                raise ValueError(f"neuron_sets has shape {neuron_sets.shape}; layer {layer} has {width} neurons, "
+                                 f"so a bool array must be [n_sets, {width}]")
+            return neuron_sets
+    sets = list(neuron_sets)
+    if sets and all(isinstance(s, (int, np.integer, bool, np.bool_)) for s in sets):
+        raise ValueError("neuron_sets must be a list of sets (masks or index arrays); for one set pass [mask]")
+    out = np.zeros((len(sets), width), dtype=bool)
+    for k, s in enumerate(sets):
+        try:
+            out[k, neuron_index(s, width, layer).numpy()] = True
+        except (ValueError, IndexError) as e:
+            raise type(e)(f"neuron set {k}: {e}") from None
+    return out
+
+
+def _check_texts(tokenizer, texts, positions):
+    from .stimuli import model_text
+    texts = [model_text(tokenizer, t) for t in ([texts] if isinstance(texts, str) else texts)]
+    if isinstance(positions, (int, np.integer)):
+        positions = [int(positions)] * len(texts)
+    positions = [_one_position(i, p) for i, p in enumerate(positions)]
+    if len(positions) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(positions)} positions: give one token index per text")
+    for i, (t, p) in enumerate(zip(texts, positions)):
+        n = len(tokenizer(t)["input_ids"])
+        if not 0 <= p < n:
+            raise IndexError(f"text {i} {t!r}: position {p} is outside its {n} tokens (valid 0..{n - 1})")
+    return texts, positions
+
+
+def _one_position(i: int, p) -> int:
+    """A text's token index: an int, or a one-element list (as mask_positions gives)."""
+    if isinstance(p, (int, np.integer)):
+        return int(p)
+    p = list(np.ravel(p))
+    if len(p) != 1:
+        raise ValueError(f"text {i}: give one token position per text, got {p}")
+    return int(p[0])
+
+
+def _groups(tokenizer, texts, size: int) -> list[np.ndarray]:
+    """Text indices in groups of equal token length (so no padding), at most `size` per group."""
+    lengths = np.array([len(tokenizer(t)["input_ids"]) for t in texts])
+    order = np.argsort(lengths, kind="stable")
+    groups, cur = [], []
+    for i in order:
+        if cur and (len(cur) == size or lengths[i] != lengths[cur[0]]):
+            groups.append(np.array(cur))
+            cur = []
+        cur.append(i)
+    return groups + [np.array(cur)] if cur else groups

@@ -1,0 +1,294 @@
+"""The whole lecture as ONE self-contained HTML page (figures embedded as base64 PNG).
+
+    python -m helpers.report [--out build/report.html] [--model NAME] [--contrast him_her] [--layer L]
+                             [--q 0.05] [--method bh|by] [--mode zero|mean] [--draws 200] [--no-controls]
+    build_report(model, tok, ...) -> Report    parts 1-3 (+ the random-neuron lesion test when
+                                               helpers.controls is present): figures and summaries
+    Report.html() -> str;  Report.write(path) -> Path
+
+The model's name heads the page; when it is the kit's offline stand-in (or any model other
+than bert-base-uncased) a banner says so, so a stand-in page can never pass for the lecture's.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as _dt
+import hashlib
+import html
+import io
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .lecture import default_layer, part1, part2, part3
+from .models import DEFAULT_MODEL, STANDIN, load_mlm, model_label, n_layers, n_neurons
+
+DEFAULT_OUT = Path("build") / "report.html"
+
+
+@dataclass
+class ReportFigure:
+    title: str
+    caption: str
+    png: bytes
+
+    def img(self) -> str:
+        data = base64.b64encode(self.png).decode("ascii")
+        return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(self.title)}">'
+                f"<figcaption><b>{html.escape(self.title)}.</b> {html.escape(self.caption)}</figcaption></figure>")
+
+
+@dataclass
+class Section:
+    title: str
+    summary: str                                   # plain text, one finding per line
+    figures: list[ReportFigure] = field(default_factory=list)
+    note: str = ""                                 # plain text shown under the title
+
+
+@dataclass
+class Report:
+    model_label: str
+    settings: dict[str, str]
+    key_numbers: list[tuple[str, str]]
+    sections: list[Section]
+    created: str = field(default_factory=lambda: _dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
+
+    @property
+    def figures(self) -> list[ReportFigure]:
+        return [f for s in self.sections for f in s.figures]
+
+    def html(self) -> str:
+        e = html.escape
+        kind, banner = model_banner(self.model_label)
+        settings = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.settings.items())
+        keys = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.key_numbers)
+        body = []
+        for s in self.sections:
+            body.append(f"<section><h2>{e(s.title)}</h2>")
+            if s.note:
+                body.append(f"<p class='note'>{e(s.note)}</p>")
+            if s.summary:
+                body.append(f"<pre class='summary'>{e(s.summary)}</pre>")
+            body.extend(f.img() for f in s.figures)
+            body.append("</section>")
+        return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>MLP lesion report: {e(self.model_label)}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 1.5em auto;
+       padding: 0 1em; color: #222; line-height: 1.4; }}
+h1 {{ margin-bottom: 0.2em; }} h2 {{ border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.6em; }}
+.model {{ font-size: 1.5em; margin: 0.3em 0; }}
+.banner {{ padding: 0.7em 1em; border-radius: 6px; margin: 0.6em 0 1em; font-size: 1.05em; }}
+.banner.standin {{ background: #fff4ce; border: 2px solid #c98a00; }}
+.banner.other {{ background: #f0f0f0; border: 2px solid #888; }}
+.banner.lecture {{ background: #e6f4ea; border: 2px solid #2e7d32; }}
+table {{ border-collapse: collapse; margin: 0.5em 0; }}
+th, td {{ text-align: left; padding: 3px 10px; border-bottom: 1px solid #e3e3e3; vertical-align: top; }}
+pre.summary {{ background: #f7f7f7; padding: 0.7em; white-space: pre-wrap; font-size: 0.9em; }}
+figure {{ margin: 1em 0; }} figure img {{ max-width: 100%; border: 1px solid #ddd; }}
+figcaption {{ font-size: 0.9em; color: #444; }} .note {{ color: #555; }}
+.grid {{ display: flex; gap: 2em; flex-wrap: wrap; }}
+</style></head><body>
+<h1>Statistical criteria to lesion MLP neurons: report</h1>
+<div class="model">Model: <b>{e(self.model_label)}</b></div>
+<div class="banner {kind}">{banner}</div>
+<div class="grid">
+<div><h3>Key numbers</h3><table>{keys}</table></div>
+<div><h3>Settings</h3><table>{settings}</table></div>
+</div>
+{''.join(body)}
+<p class="note">Made {e(self.created)} by <code>python -m helpers.report</code>.</p>
+</body></html>
+"""
+
+    def write(self, path=DEFAULT_OUT) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(self.html(), encoding="utf-8")
+        return path
+
+
+def model_banner(label: str) -> tuple[str, str]:
+    """(css class, HTML) of the banner saying which model made the page."""
+    if label == STANDIN:
+        return "standin", (f"<b>This page was made with the kit's offline STAND-IN model</b> (a small 6-layer "
+                           f"BERT fine-tuned by the kit), <b>not {DEFAULT_MODEL}</b>. Its numbers differ from "
+                           f"the lecture's; run with <code>--model {DEFAULT_MODEL}</code> where the Hugging Face "
+                           f"hub answers to reproduce the lecture.")
+    if label == DEFAULT_MODEL:
+        return "lecture", f"<b>{DEFAULT_MODEL}</b>: the lecture's model."
+    return "other", (f"<b>This page was made with {html.escape(label)}, not {DEFAULT_MODEL}</b> (the lecture's "
+                     f"model); its numbers are not the lecture's.")
+
+
+def _png(fig, dpi: int = 100) -> bytes:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _controls_module():
+    try:
+        from . import controls
+    except ImportError:
+        return None
+    return controls if hasattr(controls, "lesion_test") else None
+
+
+def _evalset(controls, tokenizer, contrast, word: str):
+    """Held-out cloze items whose answer is `word` if there are any, else the contrast's own sentences masked."""
+    for role in ("object", "subject", "possessive"):
+        try:
+            return controls.cloze_set(tokenizer, word, role)
+        except Exception:
+            continue
+    return controls.masked_set(tokenizer, contrast, word)
+
+
+def _null_figure(results: list, titles: list[str]):
+    """Histogram of the random-set drops with the chosen set's drop marked, one panel per lesion test."""
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 3.8), squeeze=False)
+    for ax, r, t in zip(axes[0], results, titles):
+        ax.hist(r.null, bins=30, color="#9a9a9a", edgecolor="white", label=f"{r.n_draws} random sets of {r.n_neurons}")
+        ax.axvline(r.observed, color="#d62728", lw=2.5, label=f"{t}: {r.observed:.2f}")
+        ax.set(xlabel=f"drop in logit({r.target}) - logit({r.foil})  (clean - ablated, mean over {r.n_texts} texts)",
+               ylabel="random sets", title=f"{r.model_label}, layer {r.layer}, {r.mode}: z = {r.z:.1f}, p = {r.p:.3g}")
+        ax.title.set_fontsize(10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _controls_section(controls, model, tokenizer, p1, mode: str, n_draws: int, seed: int) -> Section:
+    c = p1.contrast
+    results, titles, lines, skipped = [], [], [], []
+    values = controls.ablation_values(model, tokenizer, c, p1.layer, mode) if mode != "zero" else None
+    for word in (c.b, c.a):
+        neurons = p1.neurons_for(word)
+        if not neurons.any():
+            skipped.append(f"no '{word}' neurons passed FDR, so there is nothing to lesion for '{word}'")
+            continue
+        ev = _evalset(controls, tokenizer, c, word)
+        r = controls.lesion_test(model, tokenizer, p1.layer, neurons, ev, n_draws=n_draws, seed=seed, mode=mode,
+                                 values=values, label=f"'{word}' neurons")
+        results.append(r)
+        titles.append(f"'{word}' neurons")
+        lines.append(f"[{ev.name}] " + r.summary())
+    figs = []
+    if results:
+        figs.append(ReportFigure("Lesion test against random neurons", "Grey: the drop caused by random neuron sets "
+                                 "of the same size and layer (the null). Red: the drop caused by the FDR-selected "
+                                 "set. p is one-sided: the share of random sets that hurt at least as much.",
+                                 _png(_null_figure(results, titles))))
+    return Section("Control: is the lesion bigger than for random neurons?", "\n".join(lines + skipped), figs,
+                   note="helpers.controls.lesion_test: the selected neurons are ablated at the [MASK] of each "
+                        "evaluation text and compared with random sets of the same size from the same layer.")
+
+
+def build_report(model, tokenizer, contrast="him_her", layer: int | None = None, q: float = 0.05,
+                 method: str = "bh", mode: str = "zero", item: int = 0, controls: bool | None = None,
+                 n_draws: int = 200, seed: int = 0, log=print) -> Report:
+    """Run parts 1-3 (and the random-neuron control when helpers.controls exists) and collect the page.
+
+    controls: None = run them if helpers.controls is present, False = leave them out, True = require them.
+    """
+    from . import plots
+
+    log = log or (lambda *a: None)
+    label = model_label(model)
+    layer = default_layer(model) if layer is None else layer
+    log(f"report: part 1 ({label}, layer {layer})")
+    p1 = part1(model, tokenizer, contrast, layer, q, method)
+    log("report: part 2")
+    p2 = part2(model, tokenizer, p1.contrast, item)
+    log(f"report: part 3 ({mode} ablation)")
+    p3 = part3(model, tokenizer, p1, p2, mode)
+    c = p1.contrast
+    sections = [
+        Section("Part 1: find the neurons (paired t-test + FDR)", p1.summary(), [
+            ReportFigure("MLP activations", "Distribution of every neuron's value at the target word, before "
+                         "and after GELU.", _png(plots.activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
+                                                                             p1.model_label, p1.layer))),
+            ReportFigure("t-value per neuron", f"Paired t-test of '{c.a}' vs '{c.b}' sentences; marked neurons pass "
+                         f"FDR ({method.upper()}, q={q}).", _png(plots.tvalues(p1)))]),
+        Section("Part 2: the model's predictions (no ablation)", p2.summary(), [
+            ReportFigure("Clean logits", "Logits of both words at both slots, for the clean sentence and with each "
+                         "slot masked.", _png(plots.clean_logits(p2)))]),
+        Section(f"Part 3: lesion the neurons ({mode} ablation)", p3.summary(), [
+            ReportFigure("Ablation effect", "Clean minus ablated logits (positive: the ablation lowered the logit), "
+                         "and each logit before vs after.", _png(plots.ablation_effect(p3)))]),
+    ]
+    ctl = _controls_module() if controls in (None, True) else None
+    if controls is True and ctl is None:
+        raise ImportError("controls=True but helpers.controls (with lesion_test) is not available")
+    if ctl is not None:
+        log(f"report: control lesion tests ({n_draws} random sets)")
+        sections.append(_controls_section(ctl, model, tokenizer, p1, mode, n_draws, seed))
+
+    key = [("model", label), ("layer", f"{layer} of {n_layers(model)} ({n_neurons(model, layer)} neurons)"),
+           (f"'{c.a}' neurons", str(int(p1.a_neurons.sum()))), (f"'{c.b}' neurons", str(int(p1.b_neurons.sum())))]
+    for k, w in enumerate(p2.slot_words):
+        o = 1 - k
+        before = p2.logits[1 + k, k, k] - p2.logits[1 + k, k, o]
+        after = p3.logits[1 + k, k, k] - p3.logits[1 + k, k, o]
+        key.append((f"[MASK]={w}: {w} − {p2.words[o]}", f"{before:+.2f} → {after:+.2f} after ablation"))
+    settings = {"model": label, "contrast": f"{c.name} ({c.a} vs {c.b}, {len(c.pairs)} pairs)",
+                "layer": str(layer), "site": f"{p1.site}-GELU", "FDR": f"{method.upper()}, q = {q}",
+                "ablation": mode, "demo item": str(item)}
+    if ctl is not None:
+        settings["control draws"] = f"{n_draws} (seed {seed})"
+    weights = _standin_weights() if label == STANDIN else ""
+    if weights:
+        settings["stand-in weights"] = weights
+    settings["software"] = _versions()
+    return Report(label, settings, key, sections)
+
+
+def _standin_weights() -> str:
+    """Which stand-in checkpoint: sha256 prefix of its delta file (the interim and final ones differ)."""
+    from .models import DELTA_DIR, DELTA_FILE
+    path = DELTA_DIR / DELTA_FILE
+    if not path.exists():
+        return ""
+    h = hashlib.sha256(path.read_bytes()).hexdigest()
+    return f"{DELTA_FILE} sha256 {h[:12]}"
+
+
+def _versions() -> str:
+    import torch
+    import transformers
+    return f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}"
+
+
+def main(argv=None) -> Path:
+    ap = argparse.ArgumentParser(description="Run the lecture (parts 1-3 and the controls) and write one HTML page.")
+    ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"HTML file to write (default {DEFAULT_OUT})")
+    ap.add_argument("--model", default=None, help="hub name, folder or 'stand-in' (default: $KIT_MODEL or auto)")
+    ap.add_argument("--contrast", default="him_her")
+    ap.add_argument("--layer", type=int, default=None)
+    ap.add_argument("--q", type=float, default=0.05)
+    ap.add_argument("--method", default="bh", choices=["bh", "by"])
+    ap.add_argument("--mode", default="zero", choices=["zero", "mean"])
+    ap.add_argument("--draws", type=int, default=200, help="random neuron sets per control lesion test")
+    ap.add_argument("--no-controls", action="store_true", help="leave out the random-neuron lesion tests")
+    a = ap.parse_args(argv)
+    import matplotlib
+    matplotlib.use("Agg")
+    model, tok = load_mlm(a.model)
+    rep = build_report(model, tok, a.contrast, a.layer, a.q, a.method, a.mode,
+                       controls=False if a.no_controls else None, n_draws=a.draws)
+    path = rep.write(a.out)
+    print(f"report: {path.resolve()} ({len(rep.figures)} figures, model {rep.model_label})")
+    return path
+
+
+if __name__ == "__main__":
+    main()
