@@ -145,12 +145,10 @@ def bare_forward(model, tok, sents):
 # --- the rows ----------------------------------------------------------------------------------
 
 def bench_model(name: str, args) -> tuple[str, list[dict]]:
-    from helpers.fast import ablation_logit_diffs, supports_fast
     from helpers.hooks import mlp_activations
     from helpers.lecture import default_layer
     from helpers.models import n_layers
     from helpers.stats import paired_ttest_fdr
-    from helpers.stimuli import target_positions
 
     model, tok, label = load(name)
     c, sents, words = stimuli()
@@ -177,15 +175,30 @@ def bench_model(name: str, args) -> tuple[str, list[dict]]:
     def run_part1():
         acts = capture([L])[L]
         part1["test"] = paired_ttest_fdr(acts[:N_EACH], acts[N_EACH:])
-    sec, ratio, mem = timed(run_part1, R, bare)
-    row("a", f"(a) Part 1 at layer {L}: capture + t-test + FDR", sec, mem, (L + 1) / nl + 0.05, ratio=ratio)
+    if "a" in args.rows:
+        sec, ratio, mem = timed(run_part1, R, bare)
+        row("a", f"(a) Part 1 at layer {L}: capture + t-test + FDR", sec, mem, (L + 1) / nl + 0.05, ratio=ratio)
+    else:
+        run_part1()                                    # (c) needs the size of the "her" set
 
-    sec, ratio, mem = timed(lambda: capture(range(nl)), R, bare)
-    row("b1", f"(b) capture all {nl} layers, one pass", sec, mem, target=1.1, ratio=ratio)
-    sec, ratio, mem = timed(lambda: [capture([l]) for l in range(nl)], max(1, R // 2), bare, warmup=False)
-    row("b2", f"(b) capture all {nl} layers, one pass per layer", sec, mem, ratio=ratio)
+    if "b" in args.rows:
+        sec, ratio, mem = timed(lambda: capture(range(nl)), R, bare)
+        row("b1", f"(b) capture all {nl} layers, one pass", sec, mem, target=1.1, ratio=ratio)
+        sec, ratio, mem = timed(lambda: [capture([l]) for l in range(nl)], max(1, R // 2), bare, warmup=False)
+        row("b2", f"(b) capture all {nl} layers, one pass per layer", sec, mem, ratio=ratio)
+    if "c" in args.rows:
+        null_rows(model, tok, c, sents, words, L, part1["test"], bare, row, name, args)
+    if "d" in args.rows:
+        rows.extend(tl_rows(name, L, args))
+    return f"{name}: {label}; {nl} layers x {part1['test'].t.shape[0]} neurons, layer L={L}", rows
 
-    her = part1["test"].negative                       # more active for "her" than "him"
+
+def null_rows(model, tok, c, sents, words, L, test, bare, row, name, args):
+    """Row (c): the fast null vs the naive one."""
+    from helpers.fast import ablation_logit_diffs, supports_fast
+    from helpers.stimuli import target_positions
+
+    her = test.negative                                # more active for "her" than "him"
     k = int(her.sum())
     note = ""
     if k == 0:
@@ -203,14 +216,11 @@ def bench_model(name: str, args) -> tuple[str, list[dict]]:
         target=25.0 if name == "bert-base" else None, note=note.strip(), ratio=ratio)
     S = args.naive_sample
     sec, ratio, mem = timed(lambda: null(sets[:S], fast=False), 1, bare, warmup=False)
-    row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
-        note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
+    r = row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
+            note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
     if args.check:
         a, b = null(sets[:S]), null(sets[:S], fast=False)
-        rows[-1]["note"] += f"; fast vs naive max |diff| {np.abs(a - b).max():.1e}"
-
-    rows.extend(tl_rows(name, L, args))
-    return f"{name}: {label}; {nl} layers x {width} neurons, layer L={L}", rows
+        r["note"] += f"; fast vs naive max |diff| {np.abs(a - b).max():.1e}"
 
 
 def _has_verbose(fn) -> bool:
@@ -286,6 +296,7 @@ def main(argv=None):
     ap.add_argument("--null-repeats", type=int, default=1, help="runs of the fast null (c)")
     ap.add_argument("--naive-sample", type=int, default=3, help="sets timed on the naive side of (c)")
     ap.add_argument("--layer", type=int, default=None, help="layer L (default: the lecture's, 9 / 4)")
+    ap.add_argument("--rows", default="abcd", help="which rows besides the bare forward (default abcd)")
     ap.add_argument("--no-tl", action="store_true", help="skip row (d)")
     ap.add_argument("--check", action="store_true", help="also compare fast and naive null values")
     args = ap.parse_args(argv)

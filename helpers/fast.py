@@ -10,7 +10,8 @@ group runs layers 0..layer and stops; it keeps the residual stream leaving `laye
 input at each read position. Each neuron set changes only that one token, so every set re-runs
 just the layers above `layer`, many sets stacked along the batch dimension: the first layer above
 reuses the clean queries/keys/values of every other token, the last layer computes its query,
-MLP and the MLM head for the read token only, and the head computes the logits of `target` and
+MLP and the MLM head for the read token only (folding the key/value projections into that one
+query instead of projecting every token), and the head computes the logits of `target` and
 `foil` only. fast=False does the same measurement the straightforward way
 (helpers.lesion.ablate_neurons + a full forward per set); tests/test_fast.py checks that the
 two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
@@ -275,13 +276,26 @@ def _next_layer(lay, h_L, x_p, qkv, K, rep, rpos, keep, only_read):
 
 
 def _read_layer(lay, hid, rpos, keep):
-    """The last block, computed for the read token only (keys/values from all tokens): [N, d]."""
+    """The last block, computed for the read token only: [N, d].
+
+    Its one query needs every token's key and value, but not as projections: per head,
+    q . (W_K x_j + b_K) = (W_K^T q) . x_j + const (the constant drops out of the softmax), and
+    sum_j a_j (W_V x_j + b_V) = W_V (sum_j a_j x_j) + b_V (the weights a_j sum to 1). So the
+    block costs O(heads x tokens x width) per sequence instead of 2 x tokens x width^2.
+    """
     sa = lay.attention.self
-    N = hid.shape[0]
+    N, n, d = hid.shape
+    H, dh = sa.num_attention_heads, sa.attention_head_size
     x_p = hid[torch.arange(N, device=hid.device), rpos]
-    q = _heads(lay, sa.query(x_p)[:, None, :])
-    ctx = _attend(lay, q, _heads(lay, sa.key(hid)), _heads(lay, sa.value(hid)), keep)[:, :, 0].reshape(N, -1)
-    a = lay.attention.output(ctx, x_p)
+    q = sa.query(x_p).view(N, H, dh)
+    u = torch.einsum("nhe,hed->nhd", q, sa.key.weight.view(H, dh, d))            # W_K^T q per head
+    scores = torch.bmm(u, hid.transpose(1, 2)) * sa.scaling                       # [N, H, n]
+    scores = scores.masked_fill(~keep[:, None, :], float("-inf"))
+    z = torch.bmm(torch.softmax(scores, dim=-1), hid)                             # [N, H, d]
+    ctx = torch.einsum("nhd,hed->nhe", z, sa.value.weight.view(H, dh, d))
+    if sa.value.bias is not None:
+        ctx = ctx + sa.value.bias.view(H, dh)
+    a = lay.attention.output(ctx.reshape(N, H * dh), x_p)
     return lay.output(lay.intermediate(a), a)
 
 

@@ -183,11 +183,19 @@ def _controls_section(controls, model, tokenizer, p1, mode: str, n_draws: int, s
         titles.append(f"'{word}' neurons")
         lines.append(f"[{ev.name}] " + r.summary())
     figs = []
-    if results:
-        figs.append(ReportFigure("Lesion test against random neurons", "Grey: the drop caused by random neuron sets "
-                                 "of the same size and layer (the null). Red: the drop caused by the FDR-selected "
-                                 "set. p is one-sided: the share of random sets that hurt at least as much.",
-                                 _png(_null_figure(results, titles))))
+    caption = ("Grey: the drop caused by random neuron sets of the same size and layer (the null). Red: the drop "
+               "caused by the FDR-selected set. p is one-sided: the share of random sets that hurt at least as much.")
+    try:
+        from .plots_controls import null_distribution      # notebook 04's figure, where present
+    except ImportError:
+        null_distribution = None
+    if results and null_distribution is not None:
+        for r, t in zip(results, titles):
+            figs.append(ReportFigure(f"Lesion test of the {t} against random neurons",
+                                     caption + " Right: each evaluation text before vs after the lesion.",
+                                     _png(null_distribution(r))))
+    elif results:
+        figs.append(ReportFigure("Lesion test against random neurons", caption, _png(_null_figure(results, titles))))
     return Section("Control: is the lesion bigger than for random neurons?", "\n".join(lines + skipped), figs,
                    note="helpers.controls.lesion_test: the selected neurons are ablated at the [MASK] of each "
                         "evaluation text and compared with random sets of the same size from the same layer.")

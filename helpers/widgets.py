@@ -36,7 +36,7 @@ from .lesion import ablate_neurons, masked_logits
 from .models import DEFAULT_MODEL, ENV_VAR, STANDIN, load_mlm, model_label, n_layers, n_neurons
 from .plots import COLORS, tvalues
 from .stats import paired_ttest_fdr
-from .stimuli import MASK, Contrast, StimulusError, list_contrasts, load_contrast
+from .stimuli import MASK, Contrast, StimulusError, list_contrasts, load_contrast, mask_positions
 
 MODEL_CHOICES = [("stand-in (offline, 6 layers)", STANDIN), (f"{DEFAULT_MODEL} (needs the hub)", DEFAULT_MODEL)]
 Q_CHOICES = [0.001, 0.005, 0.01, 0.05, 0.1, 0.2]
@@ -56,6 +56,17 @@ def _quiet_load(name):
     finally:
         if was:
             hf_logging.enable_progress_bar()
+
+
+def _row(*children):
+    """A row of controls that wraps whole controls onto the next line when the notebook is narrow."""
+    import ipywidgets as W
+    return W.HBox(list(children), layout=W.Layout(flex_flow="row wrap", align_items="center"))
+
+
+def _label(text: str):
+    import ipywidgets as W
+    return W.Label(text, layout=W.Layout(margin="0 0.5em 0 1.5em"))
 
 
 def neuron_set_choices(c: Contrast) -> list[tuple[str, str]]:
@@ -100,6 +111,13 @@ class ExplorerResult:
         self.words = (self.contrast.a, self.contrast.b)
 
     @property
+    def set_label(self) -> str:
+        """The ablated set in words: "'her' neurons", "top 20 by |t|", "random, as many as 'her'"."""
+        c = self.contrast
+        return {"a": f"'{c.a}' neurons", "b": f"'{c.b}' neurons", "topk": f"top {len(self.neurons)} by |t|",
+                "random_a": f"random, as many as '{c.a}'", "random_b": f"random, as many as '{c.b}'"}[self.neuron_set]
+
+    @property
     def n_significant(self) -> int:
         return int(self.part1.test.significant.sum())
 
@@ -110,7 +128,8 @@ class ExplorerResult:
 
     def summary(self) -> str:
         s = [self.part1.summary(),
-             f"ablated: {len(self.neurons)} neurons ({self.neuron_set}), {self.mode}-ablation at the {MASK}"]
+             f"ablated: {len(self.neurons)} neurons ({self.set_label}), {self.mode}-ablation at the {MASK}, "
+             f"layer {self.layer}"]
         if self.error:
             s.append(f"sentence: {self.error}")
         elif self.before is not None:
@@ -179,14 +198,16 @@ class Explorer:
         self.w_q = W.SelectionSlider(options=Q_CHOICES, value=0.05, description="FDR q", style=style,
                                      continuous_update=False)
         compact = {"description_width": "initial", "button_width": "5em"}
-        self.w_method = W.ToggleButtons(options=METHODS, value="bh", style=compact, layout=W.Layout(width="auto"))
+        self.w_method = W.ToggleButtons(options=METHODS, value="bh", style=compact,
+                                        layout=W.Layout(width="auto", flex="0 0 auto"))
         self.w_set = W.Dropdown(options=neuron_set_choices(self._contrast), value="b", description="ablate",
                                 style=style, layout=W.Layout(width="30em"))
         width = n_neurons(model, self.w_layer.value)
         self.w_k = W.IntSlider(value=min(20, width), min=1, max=width, description="k", style=style,
                                continuous_update=False)
         self.w_reseed = W.Button(description="new random draw", layout=W.Layout(width="15em"))
-        self.w_mode = W.ToggleButtons(options=MODES, value="zero", style=compact, layout=W.Layout(width="auto"))
+        self.w_mode = W.ToggleButtons(options=MODES, value="zero", style=compact,
+                                      layout=W.Layout(width="auto", flex="0 0 auto"))
         self.w_sentence = W.Text(value=sentence or self._default_sentence(), description="sentence",
                                  placeholder=f"a sentence with {MASK}, e.g. She thanked {MASK} for the help.",
                                  style=style, layout=wide, continuous_update=False)
@@ -208,10 +229,9 @@ class Explorer:
 
         self.ui = W.VBox([
             self.header,
-            W.HBox([self.w_model, self.w_contrast, self.w_layer]),
-            W.HBox([self.w_q, W.Label("FDR method", layout=W.Layout(margin="0 0.5em 0 1.5em")), self.w_method,
-                    W.Label("ablation", layout=W.Layout(margin="0 0.5em 0 1.5em")), self.w_mode]),
-            W.HBox([self.w_set, self.w_k, self.w_reseed]),
+            _row(self.w_model, self.w_contrast, self.w_layer),
+            _row(self.w_q, _label("FDR method"), self.w_method, _label("ablation"), self.w_mode),
+            _row(self.w_set, self.w_k, self.w_reseed),
             self.w_sentence,
             W.HBox([self.progress, self.progress_label]),
             self.status,
@@ -283,11 +303,12 @@ class Explorer:
             return
         name, old = change["new"], change["old"]
         if name not in self._models:
+            last = self.progress_label.value
             self._busy(f"loading {name} ...")
             try:
                 self._models[name] = self._loader(name)
             except Exception as e:
-                self._idle("")
+                self._idle(last)
                 self._say(f"Cannot use <b>{html.escape(name)}</b> here: {html.escape(str(e))}<br>"
                           f"Still showing <b>{html.escape(old)}</b>. Offline, choose the {STANDIN} "
                           f"(or set {ENV_VAR}={STANDIN}).", "error", escape=False)
@@ -339,7 +360,6 @@ class Explorer:
         try:
             res.before = self._clean_logits(text, c)
             values = self._activations(c, layer, "post").mean(0) if res.mode == "mean" else None
-            from .stimuli import mask_positions
             pos = mask_positions(self.tokenizer, [text])
             with ablate_neurons(self.model, layer, neurons, positions=pos, mode=res.mode, values=values,
                                 verbose=False):
@@ -467,18 +487,13 @@ class Explorer:
         expected = dict(res.contrast.tests).get(res.sentence.strip())
         quote = f"\u201c{sent}\u201d" + (f"  (expected: '{expected}')" if expected else "")
         ax.set_title(f"{res.part1.model_label}, layer {res.layer}: {res.mode}-ablating {len(res.neurons)} "
-                     f"neurons ({self._set_label(res)}) at the {MASK}\n{quote}", fontsize=10)
+                     f"neurons ({res.set_label}) at the {MASK}\n{quote}", fontsize=10)
         ax.margins(y=0.12)
-
-    def _set_label(self, res: ExplorerResult) -> str:
-        c = res.contrast
-        return {"a": f"'{c.a}' neurons", "b": f"'{c.b}' neurons", "topk": f"top {len(res.neurons)} by |t|",
-                "random_a": f"random, as many as '{c.a}'", "random_b": f"random, as many as '{c.b}'"}[res.neuron_set]
 
     def _summary_html(self, res: ExplorerResult) -> str:
         e = html.escape
         rows = [f"<div>{e(res.part1.summary())}</div>",
-                f"<div>Ablated: <b>{len(res.neurons)}</b> neurons ({e(self._set_label(res))}), "
+                f"<div>Ablated: <b>{len(res.neurons)}</b> neurons ({e(res.set_label)}), "
                 f"{e(res.mode)}-ablation at the {MASK}.</div>"]
         if res.before is not None:
             a, b = res.words

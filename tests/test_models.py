@@ -53,7 +53,8 @@ def test_hub_reachable_picks_bert_base(monkeypatch, offline, capsys):
         asked.append(path)
         raise OSError("no network in tests")
 
-    from transformers import AutoModelForMaskedLM
+    from transformers import AutoConfig, AutoModelForMaskedLM
+    monkeypatch.setattr(AutoConfig, "from_pretrained", fake_from_pretrained)   # read first: MLM or causal?
     monkeypatch.setattr(AutoModelForMaskedLM, "from_pretrained", fake_from_pretrained)
     with pytest.raises(ModelUnavailable, match="stand-in"):
         load_mlm()

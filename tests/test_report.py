@@ -59,7 +59,9 @@ def test_banner_says_when_it_is_the_stand_in():
 def test_controls_add_the_random_neuron_lesion_test(tiny_model, tokenizer, tmp_path):
     rep = build_report(tiny_model, tokenizer, n_draws=10, log=None)
     text = rep.write(tmp_path / "r.html").read_text()
-    assert text.count("<img") == 5
+    control = rep.sections[-1]
+    assert control.title.startswith("Control") and control.figures
+    assert text.count("<img") == 4 + len(control.figures) == len(rep.figures)
     assert "random neurons" in text and "10 draws" in text
 
 

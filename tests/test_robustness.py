@@ -84,7 +84,8 @@ def test_split_target_policy_is_applied_and_said(tokenizer, tiny_model, capsys, 
         for i, sent in enumerate(SPLIT):
             with Trace(tiny_model, name) as t, torch.no_grad():
                 tiny_model(**tokenizer(sent, return_tensors="pt"))
-            assert torch.equal(torch.from_numpy(acts[i]), t.output[0, pos[i]])
+            # batched (padded) vs one sentence alone: equal up to float summation order
+            torch.testing.assert_close(torch.from_numpy(acts[i]), t.output[0, pos[i]], rtol=1e-5, atol=1e-6)
     mlp_activations(tiny_model, tokenizer, ["The dog followed him home."], "him", layer)
     assert capsys.readouterr().out == ""          # no split word, nothing said
     lines = ["#: a = Ximena", "#: b = Peter"] + [f"pair\t{s} Ximena left.\t{s} Peter left."

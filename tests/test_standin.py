@@ -57,6 +57,10 @@ def test_part1_finds_him_and_her_neurons(parts):
     assert p1.a_neurons.sum() > 0 and p1.b_neurons.sum() > 0
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "Open (issue 2): on the current stand-in, zeroing the FDR-selected 'her' neurons at the her-[MASK] does "
+    "not beat random neuron sets of the same size at any layer (MODEL_CARD.md, 'Lesion vs random'). strict: "
+    "when a retrained stand-in meets the criterion, this test fails until the marker is removed."))
 def test_her_lesion_beats_random_neurons(standin, parts):
     """Zeroing the her-neurons at the her-[MASK] lowers her-him more than >= 95% of 200 random sets."""
     model, tok = standin

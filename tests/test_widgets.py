@@ -7,6 +7,8 @@ the Output), so stacking figures instead of replacing them would show up as >1 i
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 import torch
@@ -261,3 +263,17 @@ def test_figure_names_the_model_and_shows_the_ablated_neurons(explorer):
     assert "tiny-bert" in ax_t.get_title() and "tiny-bert" in ax_l.get_title()
     assert any(t.get_text().startswith("ablated") for t in ax_t.get_legend().get_texts())
     assert "[MASK]" in ax_l.get_title()
+
+
+def test_unavailable_start_model_falls_back_to_the_stand_in_and_says_so(model, tokenizer):
+    from helpers.models import ModelUnavailable
+
+    def loader(name):
+        if name == "bert-base-uncased":
+            raise ModelUnavailable("the hub is unreachable")
+        return model, tokenizer
+
+    ex = Explorer(model_name="bert-base-uncased", loader=loader)
+    assert ex.model is model
+    header = html.unescape(ex.header.value)
+    assert "Could not load 'bert-base-uncased'" in header and "using the stand-in" in header
