@@ -18,7 +18,7 @@ install:
 lecture: install
 	@mkdir -p build/notebooks build/figures
 	$(PY) -m jupyter nbconvert --to notebook --execute $(LECTURE_NOTEBOOKS) --output-dir build/notebooks --log-level WARN
-	$(PY) -m helpers.lecture --figures build/figures
+	$(PY) -m helpers --figures build/figures
 
 # Every test: unit tests, then nbval over every committed notebook (outputs must reproduce).
 # KIT_MODEL=stand-in: the committed outputs come from the stand-in, named explicitly so that no

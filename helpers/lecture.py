@@ -5,7 +5,7 @@
     part3(model, tok, part1, part2, mode)              -> Part3   ablate a/b neurons at their slots
     default_layer(model)                               -> the layer the notebooks use
 
-`python -m helpers.lecture` runs all three on the default model and prints a summary.
+`python -m helpers` runs all three on the default model and prints a summary.
 """
 from __future__ import annotations
 
