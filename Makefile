@@ -17,7 +17,7 @@ install:
 # print the summary (model, layer, neuron counts, logits before/after).
 lecture: install
 	@mkdir -p build/notebooks build/figures
-	$(PY) -m jupyter nbconvert --to notebook --execute $(LECTURE_NOTEBOOKS) --output-dir build/notebooks --log-level WARN
+	$(PY) -m jupyter nbconvert --to notebook --execute $(LECTURE_NOTEBOOKS) --output-dir build/notebooks --log-level WARN --ExecutePreprocessor.timeout=600
 	$(PY) -m helpers --figures build/figures
 
 # Every test: unit tests, then nbval over every committed notebook (outputs must reproduce).
@@ -34,7 +34,7 @@ bench: install
 
 # Re-execute the committed notebooks in place (after changing helpers or the stand-in).
 notebooks: install
-	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOKS)
+	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 $(NOTEBOOKS)
 
 clean:
 	rm -rf build
