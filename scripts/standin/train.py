@@ -1,16 +1,17 @@
 """Fine-tune the stand-in masked LM from all-MiniLM-L6-v2 (pip package weights).
 
 Recipe (see data/models/stand-in/MODEL_CARD.md): BertForMaskedLM initialised from
-the package's encoder; word/position/type embeddings frozen (the decoder is tied
-to the word embeddings, so it is frozen too); the 6 encoder layers and the MLM
-head are trained with whole-corpus 15% masking (80/10/10) on 64-token packed
-sequences (pronouns masked at 50%). Layers 0-1 are frozen too and dropout is
-off (about 30% faster per step on 2 cores; the corpus is not even seen once). Logits are computed at masked positions only (the 30522-way decoder
-is over half the FLOPs of a full forward at this size).
+the package's encoder. Frozen: word/position/type embeddings (so the tied decoder)
+and layers 0-1. Trained: layers 2-5 and the MLM head, with 15% masking (80/10/10;
+pronouns at 50%) on 64-token packed sequences, no dropout. Freezing layers 0-1 is
+about 30% faster per step on 2 cores. Logits are computed at masked positions only
+(the 30522-way decoder is over half the FLOPs of a full forward at this size).
 
 Usage:
-  python scripts/standin/train.py --corpus build/corpus.txt --steps 6000 --seed 0 --out build/ckpt
+  python scripts/standin/train.py --corpus build/corpus.txt --steps 2200 --seed 0 --out build/ckpt
   python scripts/standin/train.py ... --resume build/ckpt --seed 1      # new data order
+The shipped model: steps 0-600 (seeds 0, 1), then --resume with --steps 1700 --seed 2 on the
+corpus built with `corpus.py --seed 2`.
 """
 from __future__ import annotations
 
