@@ -134,16 +134,22 @@ class Part3:
     logits: np.ndarray          # [3, 2, 2] with the ablation
     delta: np.ndarray           # clean - ablated (positive: the ablation lowered the logit)
 
+    def logit_diffs(self) -> list[tuple[str, str, float, float]]:
+        """Per masked slot: (word, other word, word - other before, after the ablation), at that slot."""
+        p2, out = self.part2, []
+        for j, w in enumerate(p2.slot_words):
+            o = 1 - j
+            out.append((w, p2.words[o], float(p2.logits[1 + j, j, j] - p2.logits[1 + j, j, o]),
+                        float(self.logits[1 + j, j, j] - self.logits[1 + j, j, o])))
+        return out
+
     def summary(self) -> str:
         p2 = self.part2
         parts = []
-        for j, w in enumerate(p2.slot_words):
-            o = 1 - j
-            before = p2.logits[1 + j, j, j] - p2.logits[1 + j, j, o]
-            after = self.logits[1 + j, j, j] - self.logits[1 + j, j, o]
+        for j, (w, other, before, after) in enumerate(self.logit_diffs()):
             parts.append(f"{w} slot ({self.n_ablated[j]} '{w}' neurons {self.mode}ed): logit({w}) "
                          f"{p2.logits[1 + j, j, j]:.2f} -> {self.logits[1 + j, j, j]:.2f}, "
-                         f"{w}-{p2.words[o]} {before:+.2f} -> {after:+.2f}")
+                         f"{w}-{other} {before:+.2f} -> {after:+.2f}")
         return f"Part 3 | {self.model_label}, layer {self.layer}: " + "; ".join(parts)
 
 
@@ -189,6 +195,16 @@ def main(argv=None) -> None:
         save_figures(p1, p2, p3, a.figures)
 
 
+def figures(p1: Part1, p2: Part2, p3: Part3) -> dict:
+    """The lecture's four figures, {file stem: matplotlib Figure}."""
+    from . import plots
+
+    return {"1_activation_histograms": plots.activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
+                                                                   p1.model_label, p1.layer),
+            "1_tvalues": plots.tvalues(p1), "2_clean_logits": plots.clean_logits(p2),
+            "3_ablation_effect": plots.ablation_effect(p3)}
+
+
 def save_figures(p1: Part1, p2: Part2, p3: Part3, folder) -> list:
     """Write the lecture's four figures as PNG files into `folder`; returns their paths."""
     from pathlib import Path
@@ -197,16 +213,10 @@ def save_figures(p1: Part1, p2: Part2, p3: Part3, folder) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plots
-
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    figs = {"1_activation_histograms": plots.activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
-                                                                   p1.model_label, p1.layer),
-            "1_tvalues": plots.tvalues(p1), "2_clean_logits": plots.clean_logits(p2),
-            "3_ablation_effect": plots.ablation_effect(p3)}
     paths = []
-    for name, fig in figs.items():
+    for name, fig in figures(p1, p2, p3).items():
         paths.append(out / f"{name}.png")
         fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
         plt.close(fig)

@@ -3,7 +3,7 @@
     python -m helpers.report [--out build/report.html] [--model NAME] [--contrast him_her] [--layer L]
                              [--q 0.05] [--method bh|by] [--mode zero|mean] [--draws 200] [--no-controls]
     build_report(model, tok, ...) -> Report    parts 1-3 (+ the random-neuron lesion test when
-                                               helpers.controls is present): figures and summaries
+                                               helpers.controls): figures and summaries
     Report.html() -> str;  Report.write(path) -> Path
 
 The model's name heads the page; when it is the kit's offline stand-in (or any model other
@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import controls as ctl
 from .lecture import default_layer, part1, part2, part3
+from .lecture import figures as lecture_figures
+from .plots_controls import null_distribution
 from .models import DEFAULT_MODEL, STANDIN, load_mlm, model_label, n_layers, n_neurons
 
 DEFAULT_OUT = Path("build") / "report.html"
@@ -134,50 +137,27 @@ def _png(fig, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def _controls_module():
-    try:
-        from . import controls
-    except ImportError:
-        return None
-    return controls if hasattr(controls, "lesion_test") else None
-
-
-def _evalset(controls, tokenizer, contrast, word: str):
+def _evalset(tokenizer, contrast, word: str):
     """Held-out cloze items whose answer is `word` if there are any, else the contrast's own sentences masked."""
     for role in ("object", "subject", "possessive"):
         try:
-            return controls.cloze_set(tokenizer, word, role)
+            return ctl.cloze_set(tokenizer, word, role)
         except Exception:
             continue
-    return controls.masked_set(tokenizer, contrast, word)
+    return ctl.masked_set(tokenizer, contrast, word)
 
 
-def _null_figure(results: list, titles: list[str]):
-    """Histogram of the random-set drops with the chosen set's drop marked, one panel per lesion test."""
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, len(results), figsize=(6.2 * len(results), 3.8), squeeze=False)
-    for ax, r, t in zip(axes[0], results, titles):
-        ax.hist(r.null, bins=30, color="#9a9a9a", edgecolor="white", label=f"{r.n_draws} random sets of {r.n_neurons}")
-        ax.axvline(r.observed, color="#d62728", lw=2.5, label=f"{t}: {r.observed:.2f}")
-        ax.set(xlabel=f"drop in logit({r.target}) - logit({r.foil})  (clean - ablated, mean over {r.n_texts} texts)",
-               ylabel="random sets", title=f"{r.model_label}, layer {r.layer}, {r.mode}: z = {r.z:.1f}, p = {r.p:.3g}")
-        ax.title.set_fontsize(10)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _controls_section(controls, model, tokenizer, p1, mode: str, n_draws: int, seed: int) -> Section:
+def _controls_section(model, tokenizer, p1, mode: str, n_draws: int, seed: int) -> Section:
     c = p1.contrast
     results, titles, lines, skipped = [], [], [], []
-    values = controls.ablation_values(model, tokenizer, c, p1.layer, mode) if mode != "zero" else None
+    values = ctl.ablation_values(model, tokenizer, c, p1.layer, mode) if mode != "zero" else None
     for word in (c.b, c.a):
         neurons = p1.neurons_for(word)
         if not neurons.any():
             skipped.append(f"no '{word}' neurons passed FDR, so there is nothing to lesion for '{word}'")
             continue
-        ev = _evalset(controls, tokenizer, c, word)
-        r = controls.lesion_test(model, tokenizer, p1.layer, neurons, ev, n_draws=n_draws, seed=seed, mode=mode,
+        ev = _evalset(tokenizer, c, word)
+        r = ctl.lesion_test(model, tokenizer, p1.layer, neurons, ev, n_draws=n_draws, seed=seed, mode=mode,
                                  values=values, label=f"'{word}' neurons")
         results.append(r)
         titles.append(f"'{word}' neurons")
@@ -185,31 +165,22 @@ def _controls_section(controls, model, tokenizer, p1, mode: str, n_draws: int, s
     figs = []
     caption = ("Grey: the drop caused by random neuron sets of the same size and layer (the null). Red: the drop "
                "caused by the FDR-selected set. p is one-sided: the share of random sets that hurt at least as much.")
-    try:
-        from .plots_controls import null_distribution      # notebook 04's figure, where present
-    except ImportError:
-        null_distribution = None
-    if results and null_distribution is not None:
-        for r, t in zip(results, titles):
-            figs.append(ReportFigure(f"Lesion test of the {t} against random neurons",
-                                     caption + " Right: each evaluation text before vs after the lesion.",
-                                     _png(null_distribution(r))))
-    elif results:
-        figs.append(ReportFigure("Lesion test against random neurons", caption, _png(_null_figure(results, titles))))
+    for r, t in zip(results, titles):
+        figs.append(ReportFigure(f"Lesion test of the {t} against random neurons",
+                                 caption + " Right: each evaluation text before vs after the lesion.",
+                                 _png(null_distribution(r))))
     return Section("Control: is the lesion bigger than for random neurons?", "\n".join(lines + skipped), figs,
                    note="helpers.controls.lesion_test: the selected neurons are ablated at the [MASK] of each "
                         "evaluation text and compared with random sets of the same size from the same layer.")
 
 
 def build_report(model, tokenizer, contrast="him_her", layer: int | None = None, q: float = 0.05,
-                 method: str = "bh", mode: str = "zero", item: int = 0, controls: bool | None = None,
+                 method: str = "bh", mode: str = "zero", item: int = 0, controls: bool = True,
                  n_draws: int = 200, seed: int = 0, log=print) -> Report:
-    """Run parts 1-3 (and the random-neuron control when helpers.controls exists) and collect the page.
+    """Run parts 1-3 and the random-neuron control (helpers.controls) and collect the page.
 
-    controls: None = run them if helpers.controls is present, False = leave them out, True = require them.
+    controls: False leaves out the random-neuron lesion tests (the slow part).
     """
-    from . import plots
-
     log = log or (lambda *a: None)
     label = model_label(model)
     layer = default_layer(model) if layer is None else layer
@@ -220,38 +191,32 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
     log(f"report: part 3 ({mode} ablation)")
     p3 = part3(model, tokenizer, p1, p2, mode)
     c = p1.contrast
+    figs = lecture_figures(p1, p2, p3)
     sections = [
         Section("Part 1: find the neurons (paired t-test + FDR)", p1.summary(), [
             ReportFigure("MLP activations", "Distribution of every neuron's value at the target word, before "
-                         "and after GELU.", _png(plots.activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
-                                                                             p1.model_label, p1.layer))),
+                         "and after GELU.", _png(figs["1_activation_histograms"])),
             ReportFigure("t-value per neuron", f"Paired t-test of '{c.a}' vs '{c.b}' sentences; marked neurons pass "
-                         f"FDR ({method.upper()}, q={q}).", _png(plots.tvalues(p1)))]),
+                         f"FDR ({method.upper()}, q={q}).", _png(figs["1_tvalues"]))]),
         Section("Part 2: the model's predictions (no ablation)", p2.summary(), [
             ReportFigure("Clean logits", "Logits of both words at both slots, for the clean sentence and with each "
-                         "slot masked.", _png(plots.clean_logits(p2)))]),
+                         "slot masked.", _png(figs["2_clean_logits"]))]),
         Section(f"Part 3: lesion the neurons ({mode} ablation)", p3.summary(), [
             ReportFigure("Ablation effect", "Clean minus ablated logits (positive: the ablation lowered the logit), "
-                         "and each logit before vs after.", _png(plots.ablation_effect(p3)))]),
+                         "and each logit before vs after.", _png(figs["3_ablation_effect"]))]),
     ]
-    ctl = _controls_module() if controls in (None, True) else None
-    if controls is True and ctl is None:
-        raise ImportError("controls=True but helpers.controls (with lesion_test) is not available")
-    if ctl is not None:
+    if controls:
         log(f"report: control lesion tests ({n_draws} random sets)")
-        sections.append(_controls_section(ctl, model, tokenizer, p1, mode, n_draws, seed))
+        sections.append(_controls_section(model, tokenizer, p1, mode, n_draws, seed))
 
     key = [("model", label), ("layer", f"{layer} of {n_layers(model)} ({n_neurons(model, layer)} neurons)"),
            (f"'{c.a}' neurons", str(int(p1.a_neurons.sum()))), (f"'{c.b}' neurons", str(int(p1.b_neurons.sum())))]
-    for k, w in enumerate(p2.slot_words):
-        o = 1 - k
-        before = p2.logits[1 + k, k, k] - p2.logits[1 + k, k, o]
-        after = p3.logits[1 + k, k, k] - p3.logits[1 + k, k, o]
-        key.append((f"[MASK]={w}: {w} − {p2.words[o]}", f"{before:+.2f} → {after:+.2f} after ablation"))
+    for w, other, before, after in p3.logit_diffs():
+        key.append((f"[MASK]={w}: {w} − {other}", f"{before:+.2f} → {after:+.2f} after ablation"))
     settings = {"model": label, "contrast": f"{c.name} ({c.a} vs {c.b}, {len(c.pairs)} pairs)",
                 "layer": str(layer), "site": f"{p1.site}-GELU", "FDR": f"{method.upper()}, q = {q}",
                 "ablation": mode, "demo item": str(item)}
-    if ctl is not None:
+    if controls:
         settings["control draws"] = f"{n_draws} (seed {seed})"
     weights = _standin_weights() if label == STANDIN else ""
     if weights:
@@ -292,7 +257,7 @@ def main(argv=None) -> Path:
     matplotlib.use("Agg")
     model, tok = load_mlm(a.model)
     rep = build_report(model, tok, a.contrast, a.layer, a.q, a.method, a.mode,
-                       controls=False if a.no_controls else None, n_draws=a.draws)
+                       controls=not a.no_controls, n_draws=a.draws)
     path = rep.write(a.out)
     print(f"report: {path.resolve()} ({len(rep.figures)} figures, model {rep.model_label})")
     return path
