@@ -73,6 +73,21 @@ def mask_batch(x: torch.Tensor, tok, g: torch.Generator, pronoun_rate: float = 0
     return inp, sel, labels
 
 
+def setup_training(model, freeze_layers: int, lr_head: float, lr_enc: float):
+    """Freeze the embeddings (so the tied decoder) and the lowest layers, switch dropout off;
+    return (head params, encoder params, AdamW with one learning rate for each)."""
+    model.bert.embeddings.requires_grad_(False)
+    for layer in model.bert.encoder.layer[:freeze_layers]:
+        layer.requires_grad_(False)
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.p = 0.0
+    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("cls.")]
+    enc = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("cls.")]
+    opt = torch.optim.AdamW([{"params": head, "lr": lr_head}, {"params": enc, "lr": lr_enc}], weight_decay=0.01)
+    return head, enc, opt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--corpus", required=True)
@@ -96,16 +111,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
 
     model, tok = standin_base(head="random", seed=0)
-    # frozen: embeddings (so the tied decoder) and the two lowest layers; no dropout
-    model.bert.embeddings.requires_grad_(False)
-    for layer in model.bert.encoder.layer[: a.freeze_layers]:
-        layer.requires_grad_(False)
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.Dropout):
-            mod.p = 0.0
-    head = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("cls.")]
-    enc = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("cls.")]
-    opt = torch.optim.AdamW([{"params": head, "lr": a.lr_head}, {"params": enc, "lr": a.lr_enc}], weight_decay=0.01)
+    head, enc, opt = setup_training(model, a.freeze_layers, a.lr_head, a.lr_enc)
     step = 0
     if a.resume:
         st = torch.load(Path(a.resume) / "train_state.pt", weights_only=False)
