@@ -87,18 +87,20 @@ class Trace:
 class TraceDict(dict):
     """Several `Trace`s at once: `with TraceDict(model, names) as td: ...; td[name].output`.
 
-    stop=True ends the forward pass after the last of `names` to run.
+    stop=True ends the forward pass after the last of `names` to run. detach=False keeps the
+    outputs in the autograd graph (for a loss on them, as in training).
     """
 
     def __init__(self, model: torch.nn.Module, names: Iterable[str], retain_output: bool = True,
-                 edit_output: Callable | None = None, stop: bool = False):
+                 edit_output: Callable | None = None, stop: bool = False, detach: bool = True):
         super().__init__()
         names = list(dict.fromkeys(names))
         order = [n for n, _ in model.named_modules() if n in set(names)]
         last = order[-1] if order else None
         for n in names:
             get_module(model, n)  # fail before anything is registered
-        self._traces = [Trace(model, n, retain_output, edit_output, stop=stop and n == last) for n in names]
+        self._traces = [Trace(model, n, retain_output, edit_output, stop=stop and n == last, detach=detach)
+                        for n in names]
         for t in self._traces:
             self[t.name] = t
 

@@ -79,3 +79,20 @@ def test_mlp_activations_matches_a_plain_trace(tiny_model, tokenizer):
             tiny_model(**enc)
         np.testing.assert_allclose(got[2][i], t.output[0, pos].numpy(), rtol=1e-5, atol=1e-5)
     assert hooks_attached(tiny_model) == []
+
+
+def test_tracedict_detach_false_keeps_outputs_in_the_graph(tiny_model, tokenizer):
+    """detach=False (used by the stand-in's training recipe): a loss on a traced output reaches the weights."""
+    names = [mlp_module_name(tiny_model, L, "pre") for L in (0, 1)]
+    enc = tokenizer(["She thanked him."], return_tensors="pt")
+    with TraceDict(tiny_model, names, detach=False) as td:
+        tiny_model(**enc)
+    assert all(td[n].output.requires_grad for n in names)
+    td[names[1]].output.pow(2).sum().backward()
+    w = tiny_model.bert.encoder.layer[1].intermediate.dense.weight
+    assert w.grad is not None and w.grad.abs().sum() > 0
+    tiny_model.zero_grad(set_to_none=True)
+    with TraceDict(tiny_model, names) as td:                 # the default stays detached
+        tiny_model(**enc)
+    assert not any(td[n].output.requires_grad for n in names)
+    assert hooks_attached(tiny_model) == []

@@ -38,7 +38,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.models import standin_base  # noqa: E402
+from helpers.hooks import TraceDict  # noqa: E402
+from helpers.models import mlp_module_name, standin_base  # noqa: E402
 import evaluate as ev  # noqa: E402
 import train as tr  # noqa: E402
 
@@ -94,12 +95,10 @@ def main() -> None:
     g = torch.Generator().manual_seed(a.seed)
 
     base_lr = [grp["lr"] for grp in opt.param_groups]
-    acts: dict[int, torch.Tensor] = {}
-    hooks = [model.bert.encoder.layer[L].intermediate.dense.register_forward_hook(
-        lambda m, i, o, L=L: acts.__setitem__(L, o)) for L in layers]
+    names = {L: mlp_module_name(model, L, "pre") for L in layers}      # intermediate.dense outputs
     model.train()
     pos, t0, hist = 0, time.time(), []
-    try:
+    with TraceDict(model, names.values(), detach=False) as td:
         for step in range(1, a.steps + 1):
             if pos + a.batch > len(data):
                 data, pos = tr.pack(ids, tok.cls_token_id, tok.sep_token_id, rng), 0
@@ -112,10 +111,10 @@ def main() -> None:
             where = (inp == tok.mask_token_id) & sel            # positions shown as [MASK]
             with torch.no_grad():
                 model.bert(input_ids=x)                          # the same text, every word visible
-                visible = dict(acts)
+                visible = {L: td[n].output for L, n in names.items()}
             hidden = model.bert(input_ids=inp).last_hidden_state
             mlm = torch.nn.functional.cross_entropy(model.cls(hidden[sel]), labels)
-            align = alignment_loss(dict(acts), visible, where)
+            align = alignment_loss({L: td[n].output for L, n in names.items()}, visible, where)
             loss = mlm + a.weight * align
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -132,9 +131,6 @@ def main() -> None:
                 print("EVAL", step, json.dumps({k: v for k, v in scores.items() if k != "demo_wrong"}), flush=True)
                 torch.save({"model": dict(model.state_dict()), "step": step0 + step, "scores": scores,
                             "align": vars(a)}, out / f"state_{step}.pt")
-    finally:
-        for h in hooks:
-            h.remove()
 
 
 if __name__ == "__main__":
