@@ -212,15 +212,56 @@ def null_rows(model, tok, c, sents, words, L, test, bare, row, name, args):
     if not supports_fast(model):
         note += " (no fast path for this model: fast=False)"
     sec, ratio, mem = timed(lambda: null(sets), args.null_repeats, bare, warmup=False)
-    row("c1", f"(c) null, {args.draws} random {k}-neuron sets at layer {L} (fast)", sec, mem,
+    r1 = row("c1", f"(c) null, {args.draws} random {k}-neuron sets at layer {L} (fast)", sec, mem,
         target=25.0 if name == "bert-base" else None, note=note.strip(), ratio=ratio)
     S = args.naive_sample
     sec, ratio, mem = timed(lambda: null(sets[:S], fast=False), 1, bare, warmup=False)
     r = row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
             note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
+    r1["flops"] = flops(model, tok, sents, L, args.draws)
     if args.check:
         a, b = null(sets[:S]), null(sets[:S], fast=False)
         r["note"] += f"; fast vs naive max |diff| {np.abs(a - b).max():.1e}"
+
+
+def flop_counts(model, tok, sents, L: int) -> dict:
+    """Arithmetic of the bare forward vs an exact null, from the shapes alone (2 FLOPs per multiply-add).
+
+    bare: every layer and the MLM head at every padded token (length-sorted batches of BATCH).
+    per_set: what an exact null cannot skip, per neuron set: block L's MLP output projection at the
+    read token; block L+1's MLP output projection at EVERY token (`every`: a change at the read token
+    reaches every token through attention, and the LayerNorm after that MLP needs each token's full
+    output); the read token's own projections in block L+1 and in the last block; blocks in between
+    in full; the head's transform and two logits (`read`). Smaller products (attention scores, the
+    per-text vectors of helpers.fast) are left out, so this is a floor, not our path's exact count.
+    """
+    cfg = model.config
+    d, W, V, nl = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size, cfg.num_hidden_layers
+    lengths = sorted(len(tok(s)["input_ids"]) for s in sents)
+    layer = 4 * d * d + 2 * d * W
+    bare = 0
+    for i in range(0, len(lengths), BATCH):
+        b = lengths[i: i + BATCH]
+        bare += len(b) * max(b) * (nl * layer + d * d + d * V) + nl * 2 * len(b) * max(b) ** 2 * d
+    last = nl - 1
+    read = d * W + d * d + 2 * d                                     # block L's output projection, the head
+    every = 0
+    if L < last:
+        read += layer                                                # the last block at the read token
+        if L + 1 < last:
+            every = sum(lengths) * (d * W + (last - L - 2) * layer)
+            read += 4 * d * d + d * W                                # block L+1 at the read token, W_out aside
+    return dict(bare=2 * bare, every=2 * every, read=2 * len(lengths) * read,
+                per_set=2 * (every + len(lengths) * read))
+
+
+def flops(model, tok, sents, L: int, n_sets: int) -> str:
+    """flop_counts as the line under the table."""
+    f = flop_counts(model, tok, sents, L)
+    return (f"exact-null arithmetic at layer {L}: {f['per_set'] / 1e9:.2f} GFLOP per set (every token "
+            f"{f['every'] / 1e9:.2f}, read tokens {f['read'] / 1e9:.2f}); the bare forward "
+            f"{f['bare'] / 1e9:.0f} GFLOP; {n_sets} sets = {n_sets * f['per_set'] / f['bare']:.1f}x a bare "
+            f"forward in FLOPs")
 
 
 def _has_verbose(fn) -> bool:
@@ -285,6 +326,8 @@ def print_table(title: str, rows: list[dict]) -> None:
         print(f"  (b) one pass is {by['b2']['ratio'] / by['b1']['ratio']:.1f}x faster than one pass per layer")
     if "c1" in by and "c2" in by:
         print(f"  (c) the fast null is {by['c2']['ratio'] / by['c1']['ratio']:.1f}x faster than the naive one")
+    if "c1" in by and "flops" in by["c1"]:
+        print(f"  (c) {by['c1']['flops']}")
 
 
 def main(argv=None):

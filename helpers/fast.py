@@ -8,11 +8,13 @@
 How (fast=True): texts are grouped by token length, so nothing is padded. One hooked pass per
 group runs layers 0..layer and stops; it keeps the residual stream leaving `layer` and the MLP
 input at each read position. Each neuron set changes only that one token, so every set re-runs
-just the layers above `layer`, many sets stacked along the batch dimension: the first layer above
-reuses the clean queries/keys/values of every other token, the last layer computes its query,
-MLP and the MLM head for the read token only (folding the key/value projections into that one
-query instead of projecting every token), and the head computes the logits of `target` and
-`foil` only. fast=False does the same measurement the straightforward way
+just the layers above `layer`, many sets stacked along the batch dimension. In the first block
+above, every other token sees the change only through its attention weight on the read token, so
+its attention, LayerNorm and MLP input projection are rebuilt from vectors computed once per text
+(exact algebra, see _next_layer_all); only the MLP's nonlinearity and output projection run per
+token and set. The last block computes its query, MLP and the MLM head for the read token only
+(folding the key/value projections into that one query instead of projecting every token), and
+the head computes the logits of `target` and `foil` only. fast=False does the same measurement the straightforward way
 (helpers.lesion.ablate_neurons + a full forward per set); tests/test_fast.py checks that the
 two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
 """
@@ -32,6 +34,8 @@ FAST_TYPES = ("bert", "roberta", "electra")
 FAST_MODES = ("zero", "mean")
 TEXTS_PER_GROUP = 64          # at most this many texts (all of one token length) are cached together
 MEMORY_BUDGET = 256 * 2**20   # bytes for the widest tensor of one chunk (the MLP hidden layer)
+BASIS_BUDGET = 256 * 2**20    # bytes for the per-token vectors that block L+1 keeps for a group of texts
+TILE_BYTES = 8 * 2**20        # the [rows, n_neurons] hidden-layer tile of block L+1, small enough for the cache
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -106,11 +110,23 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
         if not fast or not supports_fast(model):
             return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
         out = np.empty((len(masks), len(texts)), dtype=np.float32)
-        for group in _groups(tokenizer, texts, TEXTS_PER_GROUP):
+        shared: dict = {}
+        for group in _groups(tokenizer, texts, lambda n: _texts_per_group(model, layer, n)):
             out[:, group] = _fast_group(model, tokenizer, [texts[i] for i in group],
                                         [positions[i] for i in group], layer, masks, ids, mode, values,
-                                        site, batch_size)
+                                        site, batch_size, shared)
     return out
+
+
+def _texts_per_group(model, layer: int, n: int) -> int:
+    """Texts of n tokens cached together: TEXTS_PER_GROUP, fewer where block L+1's per-token vectors
+    (n x (heads + 2) x n_neurons floats per text, see _clean_next) would pass BASIS_BUDGET."""
+    layers = _layers(model)
+    if layer + 1 >= len(layers) - 1:
+        return TEXTS_PER_GROUP
+    nxt = layers[layer + 1]
+    per_text = n * (nxt.attention.self.num_attention_heads + 2) * nxt.intermediate.dense.out_features * 4
+    return max(1, min(TEXTS_PER_GROUP, BASIS_BUDGET // per_text))
 
 
 # --- the straightforward reference -------------------------------------------------------------
@@ -131,7 +147,7 @@ def _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, 
 
 # --- the fast path -----------------------------------------------------------------------------
 
-def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, values, site, batch_size):
+def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, values, site, batch_size, shared):
     """[n_sets, len(texts)] for one group of texts of one token length."""
     device = next(model.parameters()).device
     enc = tokenizer(list(texts), return_tensors="pt", padding=True).to(device)
@@ -162,6 +178,8 @@ def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, val
     if layer < last:
         nxt = layers[layer + 1]
         qkv = [_heads(nxt, getattr(nxt.attention.self, w)(h_L)) for w in ("query", "key", "value")]
+        # block L+1 at every token via _next_layer_all where it applies (no padding, more blocks above)
+        clean_next = _clean_next(nxt, h_L, pos, qkv, shared) if layer + 1 < last and n > 1 and bool(keep.all()) else None
 
     masks_t = torch.as_tensor(masks, device=device)
     per_seq = n * max(width, h_L.shape[-1] * 4) * 4          # bytes of the widest activation per sequence
@@ -177,7 +195,10 @@ def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, val
         rep = rows.repeat(K)
         rpos = pos.repeat(K)
         if layer < last:
-            x_p = _next_layer(nxt, h_L, x_p, qkv, K, rep, rpos, keep, only_read=(layer + 1 == last))
+            if clean_next is not None:
+                x_p = _next_layer_all(nxt, clean_next, x_p, K)
+            else:
+                x_p = _next_layer(nxt, h_L, x_p, qkv, K, rep, rpos, keep, only_read=(layer + 1 == last))
             if layer + 1 < last:
                 hid = x_p
                 args, kwargs = _repeat_inputs(cache["args"], cache["kwargs"], K, B)
@@ -273,6 +294,112 @@ def _next_layer(lay, h_L, x_p, qkv, K, rep, rpos, keep, only_read):
     hid[idx, rpos] = x_p
     a = lay.attention.output(_merge(_attend(lay, q, kv[0], kv[1], keep)), hid)
     return lay.output(lay.intermediate(a), a)
+
+
+# --- the block after the lesion, at every token ---------------------------------------------------
+#
+# A set changes the residual stream entering block L+1 at the read token m only. For any other
+# token t, in each head h the only change is the weight on m and the value there: with
+# cbar_th = attention output of t over the tokens s != m (clean) and p'_th = the new weight on m,
+#     o'_th = (1 - p'_th) cbar_th + p'_th v'_mh,    p'_th = sigmoid(q_th . k'_mh * scale - logsumexp_{s != m})
+# so the residual before the first LayerNorm is y_t = base_t + sum_h p'_th (V'_h - U_th), with
+# U_th = W_O,h cbar_th and base_t = h_t + b_O + sum_h U_th clean, V'_h = W_O,h v'_mh per set. The MLP
+# input projection of LayerNorm(y_t) is then a combination of vectors computed once per text:
+#     W_in LN(y_t) + b_in = (1/sigma_t) [E_t0 + sum_h p'_th (F_h + E_th)] - (mu_t/sigma_t) E_t,H+1 + c
+# with E_t0 = W~ base_t, E_th = -W~ U_th, E_t,H+1 = W~ 1 (all per token, clean), F_h = W~ W_O,h v'_mh
+# (per text and set), W~ = W_in diag(gamma_1), c = W_in beta_1 + b_in; mu_t, sigma_t come from y_t.
+# Per set, that replaces the attention, W_O and W_in products at every token (tokens x d x (d + W)
+# multiply-adds) by (H + 2) x W per token plus H x dh x W per text.
+# The hidden layer (GELU, W_out) still runs at every token; it is computed in tiles small enough to
+# stay in cache. The read token itself (new query, new residual) is computed directly.
+
+def _clean_next(lay, h_L, pos, qkv, shared: dict) -> dict:
+    """What block L+1 needs from the clean run, computed once per group of texts (see above).
+    shared: a dict kept across the groups of one call, for the products of weights alone."""
+    sa = lay.attention.self
+    H, dh = sa.num_attention_heads, sa.attention_head_size
+    B, n, d = h_L.shape
+    q, k, v = qkv                                                # [B, H, n, dh]
+    rows = torch.arange(B, device=h_L.device)
+    s = torch.matmul(q, k.transpose(-1, -2)) * sa.scaling         # [B, H, n, n]
+    s[rows, :, :, pos] = float("-inf")                            # every query's score on the read token
+    lse = torch.logsumexp(s, -1).transpose(1, 2).contiguous()     # [B, n, H] over s != m
+    cbar = torch.matmul(torch.softmax(s, -1), v)                  # [B, H, n, dh]
+    wo = lay.attention.output.dense
+    wo_h = wo.weight.view(d, H, dh)
+    U = torch.einsum("bhte,dhe->bthd", cbar, wo_h)                # [B, n, H, d]
+    base = h_L + wo.bias + U.sum(2)                               # [B, n, d]
+    ln1 = lay.attention.output.LayerNorm
+    w_in = lay.intermediate.dense
+    wt = w_in.weight * ln1.weight                                 # W~ [W, d]
+    width = wt.shape[0]
+    E = torch.empty(B, n, H + 2, width, dtype=h_L.dtype, device=h_L.device)
+    torch.matmul(base, wt.T, out=E[:, :, 0])
+    E[:, :, 1:H + 1] = torch.matmul(-U, wt.T)
+    E[:, :, H + 1] = wt.sum(1)
+    if not shared:
+        shared["A_T"] = torch.einsum("wd,dhe->hew", wt, wo_h).contiguous()    # (W~ W_O,h)^T  [H, dh, W]
+        shared["wo_T"] = wo_h.permute(1, 2, 0).contiguous()                    # W_O,h^T  [H, dh, d]
+        shared["c"] = w_in.weight @ ln1.bias + w_in.bias                       # [W]
+    return dict(q=q, k=k, v=v, lse=lse, U=U, base=base, E=E.view(B * n, H + 2, width), pos=pos, rows=rows,
+                **shared)
+
+
+def _next_layer_all(lay, clean, x_p, K):
+    """Output of block L+1 at every token, [K*B, n, d] (rows set-major), given the new residual
+    stream at the read token x_p [K*B, d]. Equal to running the block (see the note above)."""
+    sa = lay.attention.self
+    H, dh = sa.num_attention_heads, sa.attention_head_size
+    q, k, v, U, base, E, A_T = (clean[x] for x in ("q", "k", "v", "U", "base", "E", "A_T"))
+    pos, rows = clean["pos"], clean["rows"]
+    B, n, d = base.shape
+    width = E.shape[-1]
+    wo = lay.attention.output.dense
+    ln1 = lay.attention.output.LayerNorm
+    qm, km, vm = (getattr(sa, w)(x_p).view(K, B, H, dh) for w in ("query", "key", "value"))
+
+    # every other token's new weight on the read token, per head: p'_th  [K, B, n, H]
+    p = torch.sigmoid(torch.einsum("bhte,kbhe->kbth", q, km) * sa.scaling - clean["lse"])
+    vm_h = vm.permute(2, 0, 1, 3).contiguous()                                              # [H, K, B, dh]
+    vn = torch.bmm(vm_h.view(H, K * B, dh), clean["wo_T"]).view(H, K, B, d).permute(1, 2, 0, 3)  # V'_h [K, B, H, d]
+
+    # the read token: its new query over every key, with its own key and value replaced
+    s = torch.einsum("kbhe,bhte->kbht", qm, k)
+    s[:, rows, :, pos] = (qm * km).sum(-1).transpose(0, 1)       # [B, K, H] -> its own column
+    w = torch.softmax(s * sa.scaling, -1)
+    ctx = torch.einsum("kbht,bhte->kbhe", w, v)
+    ctx += w[:, rows, :, pos].transpose(0, 1)[..., None] * (vm - v[rows, :, pos][None])
+    y_m = wo(ctx.reshape(K, B, H * dh)) + x_p.view(K, B, d)                                # [K, B, d]
+    a_m = F.layer_norm(y_m, (d,), ln1.weight, ln1.bias, ln1.eps)
+    pre_m = lay.intermediate.dense(a_m)                                                     # [K, B, W]
+
+    act = lay.intermediate.intermediate_act_fn
+    out = torch.empty(K, B, n, d, dtype=x_p.dtype, device=x_p.device)
+    # tiles of kt sets x bt texts whose [rows, W] hidden layer stays in cache
+    one = n * width * x_p.element_size()
+    bt = max(1, min(B, TILE_BYTES // (K * one)))
+    kt = K if bt > 1 else max(1, min(K, TILE_BYTES // one))
+    for k0, b0 in ((k0, b0) for k0 in range(0, K, kt) for b0 in range(0, B, bt)):
+        ks, bs = slice(k0, min(K, k0 + kt)), slice(b0, min(B, b0 + bt))
+        nk, nb = ks.stop - k0, bs.stop - b0
+        r = torch.arange(nb, device=x_p.device)
+        pt = p[ks, bs]
+        # residual stream before LayerNorm: y_t = base_t + sum_h p'_th (V'_h - U_th)
+        y = torch.matmul(pt, vn[ks, bs])
+        y -= torch.einsum("kbth,bthd->kbtd", pt, U[bs])
+        y += base[bs]
+        y[:, r, pos[bs]] = y_m[ks, bs]
+        a, mu, rstd = torch.native_layer_norm(y, (d,), ln1.weight, ln1.bias, ln1.eps)    # mu, rstd [nk, nb, n, 1]
+        cq = pt * rstd                                                                      # p'/sigma
+        # per text and set: c + sum_h (p'/sigma) F_h with F_h = W~ W_O,h v'_mh
+        f = torch.bmm(vm_h[:, ks, bs].reshape(H, nk * nb, dh), A_T)                        # [H, nk*nb, W]
+        pre = torch.baddbmm(clean["c"], cq.reshape(nk * nb, n, H), f.transpose(0, 1)).view(nk, nb, n, width)
+        # per token: (1/sigma) E_t0 + sum_h (p'/sigma) E_th - (mu/sigma) E_t,H+1
+        cp = torch.cat([rstd, cq, -mu * rstd], -1).permute(1, 2, 0, 3).reshape(nb * n, nk, H + 2)
+        pre += torch.bmm(cp, E[b0 * n: bs.stop * n]).view(nb, n, nk, width).permute(2, 0, 1, 3)
+        pre[:, r, pos[bs]] = pre_m[ks, bs]
+        out[ks, bs] = lay.output(act(pre).view(-1, width), a.view(-1, d)).view(nk, nb, n, d)
+    return out.view(K * B, n, d)
 
 
 def _read_layer(lay, hid, rpos, keep):
@@ -399,13 +526,15 @@ def _one_position(i: int, p) -> int:
     return int(p[0])
 
 
-def _groups(tokenizer, texts, size: int) -> list[np.ndarray]:
-    """Text indices in groups of equal token length (so no padding), at most `size` per group."""
+def _groups(tokenizer, texts, size) -> list[np.ndarray]:
+    """Text indices in groups of equal token length (so no padding), at most `size` per group
+    (an int, or a function of the token length)."""
     lengths = np.array([len(tokenizer(t)["input_ids"]) for t in texts])
     order = np.argsort(lengths, kind="stable")
+    cap = size if callable(size) else (lambda n: size)
     groups, cur = [], []
     for i in order:
-        if cur and (len(cur) == size or lengths[i] != lengths[cur[0]]):
+        if cur and (len(cur) >= cap(int(lengths[cur[0]])) or lengths[i] != lengths[cur[0]]):
             groups.append(np.array(cur))
             cur = []
         cur.append(i)

@@ -92,6 +92,45 @@ def test_chunks_groups_and_set_formats(deep, tokenizer, monkeypatch):
     np.testing.assert_allclose(got, ref, **TOL)
 
 
+EQUAL = ["[MASK] gave her a red book today.",      # one token length, the read token in four places
+         "She gave [MASK] a red book today.",
+         "She gave her a red [MASK] today.",
+         "She gave her a red book [MASK]."]
+
+
+@pytest.mark.parametrize("layer", [0, 1, 2])
+def test_block_above_rebuilt_per_token(deep, tokenizer, monkeypatch, layer):
+    """Block L+1 rebuilt from per-text vectors (_next_layer_all): several texts per group, the read
+    token at different places, tiles of one text; equal to the straightforward path, and really used."""
+    assert len({len(tokenizer(t)["input_ids"]) for t in EQUAL}) == 1
+    calls = []
+    real = fast._next_layer_all
+    monkeypatch.setattr(fast, "_next_layer_all", lambda *a, **k: calls.append(a[3]) or real(*a, **k))
+    monkeypatch.setattr(fast, "TILE_BYTES", 1)                     # one text per tile
+    pos = _positions(tokenizer, EQUAL)
+    values = np.random.default_rng(9).normal(0, 2, 48).astype(np.float32)
+    sets = _sets(48, n=5, seed=11)
+    for kw in (dict(), dict(mode="mean", values=values, site="pre")):
+        got = ablation_logit_diffs(deep, tokenizer, EQUAL, pos, layer, sets, "him", "her", batch_size=8, **kw)
+        ref = ablation_logit_diffs(deep, tokenizer, EQUAL, pos, layer, sets, "him", "her", fast=False, **kw)
+        np.testing.assert_allclose(got, ref, **TOL)
+        assert np.abs(ref[:-1] - ref[-1]).max() > 100 * TOL["atol"]
+    assert calls and max(calls) == 2                               # 8 sequences per chunk = 2 sets x 4 texts
+
+
+def test_basis_budget_splits_groups(deep, tokenizer, monkeypatch):
+    """Where the per-token vectors of a group would pass BASIS_BUDGET, the group is split; same numbers."""
+    pos = _positions(tokenizer, EQUAL)
+    sets = _sets(48, n=3, seed=4)
+    ref = ablation_logit_diffs(deep, tokenizer, EQUAL, pos, 1, sets, "her", "him")
+    assert fast._texts_per_group(deep, 1, 10) == fast.TEXTS_PER_GROUP
+    monkeypatch.setattr(fast, "BASIS_BUDGET", 1)
+    assert fast._texts_per_group(deep, 1, 10) == 1
+    assert fast._texts_per_group(deep, 3, 10) == fast.TEXTS_PER_GROUP   # block 4 is the last: nothing kept
+    np.testing.assert_allclose(ablation_logit_diffs(deep, tokenizer, EQUAL, pos, 1, sets, "her", "him"), ref,
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_errors_name_the_culprit(tiny_model, tokenizer):
     pos = _positions(tokenizer, TEXTS)
     with pytest.raises(IndexError, match="text 2"):
@@ -118,9 +157,10 @@ def test_roberta_and_electra_heads(tokenizer):
     sets = _sets(48, n=3, seed=7)
     for m in models:
         assert supports_fast(m)
-        got = ablation_logit_diffs(m, tokenizer, TEXTS, pos, 1, sets, "him", "her")
-        ref = ablation_logit_diffs(m, tokenizer, TEXTS, pos, 1, sets, "him", "her", fast=False)
-        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+        for layer in (0, 1):                                # 0: block 1 rebuilt per token; 1: the last block
+            got = ablation_logit_diffs(m, tokenizer, TEXTS, pos, layer, sets, "him", "her")
+            ref = ablation_logit_diffs(m, tokenizer, TEXTS, pos, layer, sets, "him", "her", fast=False)
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_train_mode_is_restored(tokenizer):
