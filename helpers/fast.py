@@ -14,9 +14,9 @@ its attention, LayerNorm and MLP input projection are rebuilt from vectors compu
 (exact algebra, see _next_layer_all); only the MLP's nonlinearity and output projection run per
 token and set. The last block computes its query, MLP and the MLM head for the read token only
 (folding the key/value projections into that one query instead of projecting every token), and
-the head computes the logits of `target` and `foil` only. fast=False does the same measurement the straightforward way
-(helpers.lesion.ablate_neurons + a full forward per set); tests/test_fast.py checks that the
-two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
+the head computes the logits of `target` and `foil` only. fast=False does the same measurement
+the straightforward way (helpers.lesion.ablate_neurons + a full forward per set);
+tests/test_fast.py checks that the two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
 """
 from __future__ import annotations
 
@@ -179,7 +179,8 @@ def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, val
         nxt = layers[layer + 1]
         qkv = [_heads(nxt, getattr(nxt.attention.self, w)(h_L)) for w in ("query", "key", "value")]
         # block L+1 at every token via _next_layer_all where it applies (no padding, more blocks above)
-        clean_next = _clean_next(nxt, h_L, pos, qkv, shared) if layer + 1 < last and n > 1 and bool(keep.all()) else None
+        per_token = layer + 1 < last and n > 1 and bool(keep.all())
+        clean_next = _clean_next(nxt, h_L, pos, qkv, shared) if per_token else None
 
     masks_t = torch.as_tensor(masks, device=device)
     per_seq = n * max(width, h_L.shape[-1] * 4) * 4          # bytes of the widest activation per sequence
@@ -334,7 +335,7 @@ def _clean_next(lay, h_L, pos, qkv, shared: dict) -> dict:
     wt = w_in.weight * ln1.weight                                 # W~ [W, d]
     width = wt.shape[0]
     E = torch.empty(B, n, H + 2, width, dtype=h_L.dtype, device=h_L.device)
-    torch.matmul(base, wt.T, out=E[:, :, 0])
+    E[:, :, 0] = torch.matmul(base, wt.T)
     E[:, :, 1:H + 1] = torch.matmul(-U, wt.T)
     E[:, :, H + 1] = wt.sum(1)
     if not shared:
@@ -375,10 +376,12 @@ def _next_layer_all(lay, clean, x_p, K):
 
     act = lay.intermediate.intermediate_act_fn
     out = torch.empty(K, B, n, d, dtype=x_p.dtype, device=x_p.device)
-    # tiles of kt sets x bt texts whose [rows, W] hidden layer stays in cache
+    # tiles of kt sets x bt texts whose [rows, W] hidden layer stays in the CPU's cache; on a GPU the
+    # whole chunk is one tile (the chunk already fits MEMORY_BUDGET; fewer kernel launches)
     one = n * width * x_p.element_size()
-    bt = max(1, min(B, TILE_BYTES // (K * one)))
-    kt = K if bt > 1 else max(1, min(K, TILE_BYTES // one))
+    tile = TILE_BYTES if x_p.device.type == "cpu" else K * B * one
+    bt = max(1, min(B, tile // (K * one)))
+    kt = K if bt > 1 else max(1, min(K, tile // one))
     for k0, b0 in ((k0, b0) for k0 in range(0, K, kt) for b0 in range(0, B, bt)):
         ks, bs = slice(k0, min(K, k0 + kt)), slice(b0, min(B, b0 + bt))
         nk, nb = ks.stop - k0, bs.stop - b0
