@@ -118,6 +118,25 @@ def test_block_above_rebuilt_per_token(deep, tokenizer, monkeypatch, layer):
     assert calls and max(calls) == 2                               # 8 sequences per chunk = 2 sets x 4 texts
 
 
+def test_tiles_and_f_blocks(deep, tokenizer, monkeypatch):
+    """Tiles of one set x one text inside blocks of 2 sets for F_h (the last block short): same numbers."""
+    assert fast._tile_sizes(5, 4, 9, 4, 48, 4, cpu=False) == (4, 5, 5)           # a GPU: one tile per chunk
+    H, W = deep.config.num_attention_heads, deep.config.intermediate_size
+    tile = 5 * H * W * 4 // 8                                       # F_TILES=4 tiles hold 2.5 sets' F_h
+    monkeypatch.setattr(fast, "TILE_BYTES", tile)
+    n = len(tokenizer(EQUAL[0])["input_ids"])
+    assert fast._tile_sizes(5, 4, n, H, W, 4, cpu=True) == (1, 1, 2)
+    sizes = []
+    real = fast._tile
+    monkeypatch.setattr(fast, "_tile", lambda *a: sizes.append(tuple(a[3].shape[:2])) or real(*a))
+    pos = _positions(tokenizer, EQUAL)
+    sets = _sets(48, n=5, seed=5)
+    got = ablation_logit_diffs(deep, tokenizer, EQUAL, pos, 1, sets, "her", "him", batch_size=20)
+    np.testing.assert_allclose(got, ablation_logit_diffs(deep, tokenizer, EQUAL, pos, 1, sets, "her", "him",
+                                                         fast=False), **TOL)
+    assert sizes == [(1, 1)] * 20                                   # 5 sets x 4 texts, one per tile
+
+
 def test_basis_budget_splits_groups(deep, tokenizer, monkeypatch):
     """Where the per-token vectors of a group would pass BASIS_BUDGET, the group is split; same numbers."""
     pos = _positions(tokenizer, EQUAL)
