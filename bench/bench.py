@@ -336,7 +336,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--repeats", type=int, default=3, help="runs per row; the median is shown")
     ap.add_argument("--draws", type=int, default=1000, help="random neuron sets in the null (c)")
-    ap.add_argument("--null-repeats", type=int, default=1, help="runs of the fast null (c)")
+    ap.add_argument("--null-repeats", type=int, default=3, help="runs of the fast null (c); the median is shown")
     ap.add_argument("--naive-sample", type=int, default=3, help="sets timed on the naive side of (c)")
     ap.add_argument("--layer", type=int, default=None, help="layer L (default: the lecture's, 9 / 4)")
     ap.add_argument("--rows", default="abcd", help="which rows besides the bare forward (default abcd)")

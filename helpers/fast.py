@@ -33,7 +33,10 @@ from .models import block_module_name, check_layer, n_neurons
 FAST_TYPES = ("bert", "roberta", "electra")
 FAST_MODES = ("zero", "mean")
 TEXTS_PER_GROUP = 64          # at most this many texts (all of one token length) are cached together
-MEMORY_BUDGET = 256 * 2**20   # bytes for the widest tensor of one chunk (the MLP hidden layer)
+MEMORY_BUDGET = 256 * 2**20   # bytes for the widest tensor of one chunk (the MLP hidden layer) on a GPU
+CPU_BUDGET = 64 * 2**20       # the same on a CPU: a chunk's [rows, tokens, d] temporaries then stay under
+                              # glibc's 32 MB mmap threshold and are reused, not page-faulted in afresh
+                              # (bert-base null: 2.5x fewer page faults, 4-8 % less time than 256 MB)
 BASIS_BUDGET = 256 * 2**20    # bytes for the per-token vectors that block L+1 keeps for a group of texts
 TILE_BYTES = 8 * 2**20        # the [rows, n_neurons] hidden-layer tile of block L+1, small enough for the cache
 F_TILES = 4                   # block L+1's per-text-and-set vectors F_h: computed for this many tiles' sets at once
@@ -185,7 +188,8 @@ def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, val
 
     masks_t = torch.as_tensor(masks, device=device)
     per_seq = n * max(width, h_L.shape[-1] * 4) * 4          # bytes of the widest activation per sequence
-    rows_per_chunk = batch_size or max(B, MEMORY_BUDGET // per_seq)
+    budget = CPU_BUDGET if device.type == "cpu" else MEMORY_BUDGET
+    rows_per_chunk = batch_size or max(B, budget // per_seq)
     sets_per_chunk = max(1, rows_per_chunk // B)
     out = np.empty((len(masks), B), dtype=np.float32)
     for s0 in range(0, len(masks), sets_per_chunk):
