@@ -122,8 +122,9 @@ def test_tiles_and_f_blocks(deep, tokenizer, monkeypatch):
     """Tiles of one set x one text inside blocks of 2 sets for F_h (the last block short): same numbers."""
     assert fast._tile_sizes(5, 4, 9, 4, 48, 4, cpu=False) == (4, 5, 5)           # a GPU: one tile per chunk
     H, W = deep.config.num_attention_heads, deep.config.intermediate_size
-    tile = 5 * H * W * 4 // 8                                       # F_TILES=4 tiles hold 2.5 sets' F_h
+    tile = 5 * H * W * 4 // 8                                       # 4 tiles hold 2.5 sets' F_h
     monkeypatch.setattr(fast, "TILE_BYTES", tile)
+    monkeypatch.setattr(fast, "F_TILES", 4)
     n = len(tokenizer(EQUAL[0])["input_ids"])
     assert fast._tile_sizes(5, 4, n, H, W, 4, cpu=True) == (1, 1, 2)
     sizes = []
