@@ -11,7 +11,7 @@ input at each read position. Each neuron set changes only that one token, so eve
 just the layers above `layer`, many sets stacked along the batch dimension. In the first block
 above, every other token sees the change only through its attention weight on the read token, so
 its attention, LayerNorm and MLP input projection are rebuilt from vectors computed once per text
-(exact algebra, see _next_layer_all); only the MLP's nonlinearity and output projection run per
+(exact algebra: the note above _clean_next); only the MLP's nonlinearity and output projection run per
 token and set. The last block computes its query, MLP and the MLM head for the read token only
 (folding the key/value projections into that one query instead of projecting every token), and
 the head computes the logits of `target` and `foil` only. fast=False does the same measurement
@@ -381,7 +381,6 @@ def _next_layer_all(lay, clean, x_p, K):
     a_m = F.layer_norm(y_m, (d,), ln1.weight, ln1.bias, ln1.eps)
     pre_m = lay.intermediate.dense(a_m)                                                     # [K, B, W]
 
-    act = lay.intermediate.intermediate_act_fn
     out = torch.empty(K, B, n, d, dtype=x_p.dtype, device=x_p.device)
     bt, kt, kf = _tile_sizes(K, B, n, H, width, x_p.element_size(), x_p.device.type == "cpu")
     for b0 in range(0, B, bt):
@@ -393,7 +392,7 @@ def _next_layer_all(lay, clean, x_p, K):
             f = torch.bmm(vm_h[:, fs, bs].reshape(H, -1, dh), A_T).view(H, fs.stop - f0, nb, width)
             for k0 in range(f0, fs.stop, kt):
                 ks = slice(k0, min(fs.stop, k0 + kt))
-                _tile(lay, act, clean["c"], p[ks, bs], vn[ks, bs], U[bs], base[bs], y_m[ks, bs], pre_m[ks, bs],
+                _tile(lay, clean["c"], p[ks, bs], vn[ks, bs], U[bs], base[bs], y_m[ks, bs], pre_m[ks, bs],
                       f[:, k0 - f0: ks.stop - f0], E[b0 * n: bs.stop * n], pos[bs], r, out[ks, bs])
     return out.view(K * B, n, d)
 
@@ -412,7 +411,7 @@ def _tile_sizes(K: int, B: int, n: int, H: int, width: int, itemsize: int, cpu: 
     return bt, kt, kf
 
 
-def _tile(lay, act, c, pt, vn, U, base, y_m, pre_m, f, E, pos, r, out):
+def _tile(lay, c, pt, vn, U, base, y_m, pre_m, f, E, pos, r, out):
     """Block L+1's output for one tile of nk sets x nb texts, written into out [nk, nb, n, d].
     pt [nk, nb, n, H] the weights p'; vn [nk, nb, H, d] V'_h; f [H, nk, nb, W] F_h; E [nb*n, H+2, W]."""
     ln1 = lay.attention.output.LayerNorm
@@ -432,7 +431,8 @@ def _tile(lay, act, c, pt, vn, U, base, y_m, pre_m, f, E, pos, r, out):
     cp = torch.cat([rstd, cq, -mu * rstd], -1).permute(1, 2, 0, 3).reshape(nb * n, nk, H + 2)
     pre += torch.bmm(cp, E).view(nb, n, nk, width).permute(2, 0, 1, 3)
     pre[:, r, pos] = pre_m
-    out.copy_(lay.output(act(pre).view(-1, width), a.view(-1, d)).view(nk, nb, n, d))
+    hidden = lay.intermediate.intermediate_act_fn(pre).view(-1, width)
+    out.copy_(lay.output(hidden, a.view(-1, d)).view(nk, nb, n, d))
 
 
 def _read_layer(lay, hid, rpos, keep):

@@ -129,7 +129,7 @@ def test_tiles_and_f_blocks(deep, tokenizer, monkeypatch):
     assert fast._tile_sizes(5, 4, n, H, W, 4, cpu=True) == (1, 1, 2)
     sizes = []
     real = fast._tile
-    monkeypatch.setattr(fast, "_tile", lambda *a: sizes.append(tuple(a[3].shape[:2])) or real(*a))
+    monkeypatch.setattr(fast, "_tile", lambda *a: sizes.append(tuple(a[2].shape[:2])) or real(*a))
     pos = _positions(tokenizer, EQUAL)
     sets = _sets(48, n=5, seed=5)
     got = ablation_logit_diffs(deep, tokenizer, EQUAL, pos, 1, sets, "her", "him", batch_size=20)
