@@ -10,6 +10,8 @@ Rows (each a median of --repeats runs, as a ratio to a bare forward of the same 
       set, vs the same done naively (one full hooked forward per set; a sample is timed and scaled)
   (d) the Part 1 capture via TransformerLens HookedEncoder.run_with_cache (bench/tl_capture.py,
       run with bench/.venv, made by bench/setup_tl.sh), next to ours in that same process
+Under the table, for (c): the FLOPs an exact null needs, where the fast null's time goes (block L+1's
+every-token product timed by hooks), and how long those FLOPs take at this run's peak product rate.
 Peak memory: the largest resident-set growth seen during the row (sampled every 5 ms).
 See bench/README.md for the targets and how to read the table.
 """
@@ -219,9 +221,72 @@ def null_rows(model, tok, c, sents, words, L, test, bare, row, name, args):
     r = row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
             note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
     r1["flops"] = flops(model, tok, sents, L, args.draws)
+    part = null_breakdown(model, null, sets[:min(100, args.draws)], L)
+    if part is not None:
+        r1["parts"] = (f"where the fast null's time goes (runs of 1 and {part['sets']} sets): once per call "
+                       f"{part['once_s']:.1f} s, then {part['ms_per_set']:.0f} ms per set; block {L + 1}'s MLP output projection at every token "
+                       f"{part['every_ms_per_set']:.0f} ms of it ({part['every_flops'] / 1e9:.2f} GFLOP per set at "
+                       f"{part['every_gflops']:.0f} GFLOP/s), everything else "
+                       f"{part['ms_per_set'] - part['every_ms_per_set']:.0f} ms")
+    d, W = model.config.hidden_size, model.config.intermediate_size
+    peak = peak_rate(d, W)
+    r1["bound"] = dict(peak=peak, sec=args.draws * flop_counts(model, tok, sents, L)["per_set"] / peak / 1e9,
+                       shape=f"[640 x {W}] @ [{W} x {d}]", draws=args.draws)
     if args.check:
         a, b = null(sets[:S]), null(sets[:S], fast=False)
         r["note"] += f"; fast vs naive max |diff| {np.abs(a - b).max():.1e}"
+
+
+def null_breakdown(model, null, sets, L: int) -> dict | None:
+    """Where the fast null's time goes: one run of null(sets) with block L+1's MLP output projection
+    timed by hooks (the product an exact null has to run at every token, see flop_counts).
+    {sets, once_s (the cached pass and per-text vectors), ms_per_set (from runs of 1 and len(sets) sets),
+    every_ms_per_set, every_flops (per set, from the shapes), every_gflops}; None where no block lies between L and the last one (the null then runs no per-token product)."""
+    from helpers.hooks import get_module
+    from helpers.models import block_module_name, n_layers
+    if L + 2 >= n_layers(model) or len(sets) < 2:
+        return None
+    dense = get_module(model, block_module_name(model, L + 1)).output.dense
+    box = dict(t=0.0, flops=0, start=0.0)
+
+    def start(module, args):
+        box["start"] = time.perf_counter()
+
+    def stop(module, args, output):
+        box["t"] += time.perf_counter() - box["start"]
+        x = args[0]
+        box["flops"] += 2 * x.numel() * module.out_features
+
+    def clock(k):
+        t0 = time.perf_counter()
+        null(sets[:k])
+        return time.perf_counter() - t0
+
+    one = clock(1)                                     # the cached pass + one set
+    handles = [dense.register_forward_pre_hook(start), dense.register_forward_hook(stop)]
+    try:
+        total = clock(len(sets))
+    finally:
+        for h in handles:
+            h.remove()
+    k = len(sets)
+    per_set = (total - one) / (k - 1)
+    return dict(sets=k, once_s=one - per_set, ms_per_set=1e3 * per_set, every_ms_per_set=1e3 * box["t"] / k,
+                every_flops=box["flops"] / k, every_gflops=box["flops"] / box["t"] / 1e9 if box["t"] else 0.0)
+
+
+def peak_rate(d: int, W: int, rows: int = 640, repeats: int = 10) -> float:
+    """GFLOP/s of one fp32 [rows, W] @ [W, d] product with bias (the shape of the null's biggest
+    product), timed now: the best rate this machine gives the null's arithmetic. Best of 3 rounds."""
+    x, w, b = torch.randn(rows, W), torch.randn(d, W), torch.randn(d)
+    torch.addmm(b, x, w.T)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            torch.addmm(b, x, w.T)
+        best = min(best, (time.perf_counter() - t0) / repeats)
+    return 2 * rows * W * d / best / 1e9
 
 
 def flop_counts(model, tok, sents, L: int) -> dict:
@@ -328,6 +393,15 @@ def print_table(title: str, rows: list[dict]) -> None:
         print(f"  (c) the fast null is {by['c2']['ratio'] / by['c1']['ratio']:.1f}x faster than the naive one")
     if "c1" in by and "flops" in by["c1"]:
         print(f"  (c) {by['c1']['flops']}")
+    if "c1" in by and "parts" in by["c1"]:
+        print(f"  (c) {by['c1']['parts']}")
+    if "c1" in by and "bound" in by["c1"]:
+        b, c1 = by["c1"]["bound"], by["c1"]
+        bare = c1["sec"] / c1["ratio"]                 # the bare forwards timed around the null
+        print(f"  (c) bound: at this run's peak fp32 product rate ({b['peak']:.0f} GFLOP/s, one {b['shape']} "
+              f"product) that arithmetic alone would take {b['sec']:.0f} s for {b['draws']} sets = "
+              f"{b['sec'] / bare:.1f}x the bare forwards timed around the null ({bare:.2f} s), "
+              f"with nothing else costing anything")
 
 
 def main(argv=None):

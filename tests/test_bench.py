@@ -66,3 +66,24 @@ def test_null_floor_is_below_what_the_fast_path_does(bench, small, tokenizer, la
     floor = bench.flop_counts(small, tokenizer, sents, layer)
     assert floor["per_set"] <= per_set <= 2 * floor["per_set"]
     assert (floor["every"] > 0) == (layer + 1 < 3)       # every token only when a block lies between
+
+
+def test_breakdown_times_the_every_token_product_once_per_token(bench, small, tokenizer):
+    """bench.null_breakdown hooks block L+1's MLP output projection: per set, the fast path runs it on
+    exactly the real tokens (the floor's `every` term, no padding, no token twice); hooks are removed."""
+    sents, pos = _stimuli(bench, tokenizer)
+    rng = np.random.default_rng(1)
+    sets = np.stack([rng.choice(256, 100, replace=False) for _ in range(6)])
+    null = lambda s: ablation_logit_diffs(small, tokenizer, sents, pos, 1, s, "her", "him")  # noqa: E731
+    part = bench.null_breakdown(small, null, sets, 1)
+    assert part["sets"] == 6
+    assert part["every_flops"] == bench.flop_counts(small, tokenizer, sents, 1)["every"]
+    assert part["every_ms_per_set"] > 0 and part["every_gflops"] > 0
+    dense = small.bert.encoder.layer[2].output.dense
+    assert not dense._forward_hooks and not dense._forward_pre_hooks
+    # at L = 2 block L+1 is the last one: it runs at the read token only, nothing to break down
+    assert bench.null_breakdown(small, null, sets, 2) is None
+
+
+def test_peak_rate_is_a_rate(bench):
+    assert 0 < bench.peak_rate(64, 256, rows=32, repeats=2) < 1e5
