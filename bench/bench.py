@@ -220,17 +220,19 @@ def null_rows(model, tok, c, sents, words, L, test, bare, row, name, args):
     sec, ratio, mem = timed(lambda: null(sets[:S], fast=False), 1, bare, warmup=False)
     r = row("c2", f"(c) null, naive: {args.draws} full hooked forwards (from {S})", sec * args.draws / S, mem,
             note=f"{sec / S:.2f}s per set, timed on {S} sets", ratio=ratio * args.draws / S)
-    r1["flops"] = flops(model, tok, sents, L, args.draws)
+    f = flop_counts(model, tok, sents, L)
+    r1["flops"] = flops(f, L, args.draws)
     part = null_breakdown(model, null, sets[:min(100, args.draws)], L)
     if part is not None:
         r1["parts"] = (f"where the fast null's time goes (runs of 1 and {part['sets']} sets): once per call "
-                       f"{part['once_s']:.1f} s, then {part['ms_per_set']:.0f} ms per set; block {L + 1}'s MLP output projection at every token "
+                       f"{part['once_s']:.1f} s, then {part['ms_per_set']:.0f} ms per set; block {L + 1}'s MLP "
+                       f"output projection at every token "
                        f"{part['every_ms_per_set']:.0f} ms of it ({part['every_flops'] / 1e9:.2f} GFLOP per set at "
                        f"{part['every_gflops']:.0f} GFLOP/s), everything else "
                        f"{part['ms_per_set'] - part['every_ms_per_set']:.0f} ms")
     d, W = model.config.hidden_size, model.config.intermediate_size
     peak = peak_rate(d, W)
-    r1["bound"] = dict(peak=peak, sec=args.draws * flop_counts(model, tok, sents, L)["per_set"] / peak / 1e9,
+    r1["bound"] = dict(peak=peak, sec=args.draws * f["per_set"] / peak / 1e9,
                        shape=f"[640 x {W}] @ [{W} x {d}]", draws=args.draws)
     if args.check:
         a, b = null(sets[:S]), null(sets[:S], fast=False)
@@ -320,9 +322,8 @@ def flop_counts(model, tok, sents, L: int) -> dict:
                 per_set=2 * (every + len(lengths) * read))
 
 
-def flops(model, tok, sents, L: int, n_sets: int) -> str:
-    """flop_counts as the line under the table."""
-    f = flop_counts(model, tok, sents, L)
+def flops(f: dict, L: int, n_sets: int) -> str:
+    """flop_counts' result f as the line under the table."""
     return (f"exact-null arithmetic at layer {L}: {f['per_set'] / 1e9:.2f} GFLOP per set (every token "
             f"{f['every'] / 1e9:.2f}, read tokens {f['read'] / 1e9:.2f}); the bare forward "
             f"{f['bare'] / 1e9:.0f} GFLOP; {n_sets} sets = {n_sets * f['per_set'] / f['bare']:.1f}x a bare "

@@ -86,7 +86,7 @@ def main() -> None:
     st = torch.load(a.init, weights_only=False)
     model.load_state_dict(st["model"] if "model" in st else st, strict=False)
     step0 = int(st.get("step", 0)) if "model" in st else 0
-    head, enc, opt = tr.setup_training(model, 2, a.lr_head, a.lr_enc)     # frozen as in stage 1
+    head, enc, opt = tr.setup_training(model, tr.FREEZE_LAYERS, a.lr_head, a.lr_enc)  # frozen as in stage 1
 
     docs = Path(a.corpus).read_text().splitlines()
     ids = tok([d for d in docs if not tr.is_heldout(d)], add_special_tokens=False)["input_ids"]

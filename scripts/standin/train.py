@@ -34,6 +34,7 @@ from helpers.models import standin_base  # noqa: E402
 import evaluate as ev  # noqa: E402
 
 SEQ = 64
+FREEZE_LAYERS = 2      # the lowest layers kept frozen (stage 1 and stage 2 alike)
 
 
 def is_heldout(doc: str) -> bool:
@@ -102,7 +103,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--resume", default=None)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--freeze-layers", type=int, default=2)
+    ap.add_argument("--freeze-layers", type=int, default=FREEZE_LAYERS)
     ap.add_argument("--eval-docs", type=int, default=400, help="held-out documents for top-1 during training")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
