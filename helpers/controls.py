@@ -38,13 +38,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .hooks import mlp_activations
+from .hooks import eval_mode, mlp_activations, right_padding
 from .lesion import MODES, ablate_neurons, neuron_index
 from .models import check_layer, model_label, n_layers, n_neurons
-from .stats import PairedResult, cohens_dz, fdr, paired_ttest_fdr, paired_wilcoxon
+from .stats import PairedResult, cohens_dz, fdr, holm, paired_ttest_fdr, paired_wilcoxon
 from .stimuli import DATA, MASK, Contrast, StimulusError, load_contrast, mask_positions, model_text
 
 CLOZE = DATA / "eval" / "pronoun_cloze.tsv"
+POOL_WARN = 0.2   # pool="others" gets a caveat in summaries when the chosen set is more than this share of its layer
 
 
 # --- small pieces -----------------------------------------------------------------------------
@@ -52,7 +53,7 @@ def permutation_p(observed: float, null) -> float:
     """One-sided permutation p-value (1 + #{null >= observed}) / (1 + N); NaN null draws are ignored."""
     null = np.asarray(null, dtype=np.float64).ravel()
     null = null[np.isfinite(null)]
-    if not np.isfinite(observed):
+    if not np.isfinite(observed) or null.size == 0:
         return float("nan")
     return float((1 + np.sum(null >= observed)) / (1 + null.size))
 
@@ -333,8 +334,10 @@ def mask_selection(model, tokenizer, contrast="him_her_context", layers=None, q:
 def ablation_values(model, tokenizer, contrast="him_her", layer: int = 0, mode: str = "mean") -> np.ndarray | None:
     """Replacement values for mean/resample ablation: post-GELU values at the target words of all pair sentences.
 
-    mode "mean": [n_neurons], the mean over both conditions; "resample": [2 * n_pairs, n_neurons];
-    "zero": None. Both conditions are pooled, so the replacement carries no net gender.
+    mode "mean": [n_neurons], the mean over both conditions; "resample": [2 * n_pairs, n_neurons], the
+    a-sentences' rows first, then the b-sentences'; "zero": None. Both conditions are pooled (and Ablator
+    draws resample donors equally from both halves), so the replacement carries no net gender. Note where
+    the values come from: the visible target words, while the lesions write them at a [MASK].
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -347,6 +350,20 @@ def ablation_values(model, tokenizer, contrast="him_her", layer: int = 0, mode: 
     return vals.mean(0) if mode == "mean" else vals
 
 
+def resample_donors(n_rows: int, n: int, seed: int = 0) -> np.ndarray:
+    """Row indices of n resample donors out of n_rows, drawn without replacement (seeded). An even
+    n_rows is two conditions stacked (rows [0, n_rows/2) and [n_rows/2, n_rows)): n/2 donors come from
+    each half (the extra one of an odd n from the first), so the donors carry no net condition."""
+    rng = np.random.default_rng(seed)
+    n = min(n, n_rows)
+    if n_rows % 2 or n_rows < 2:
+        return np.sort(rng.choice(n_rows, size=n, replace=False))
+    half = n_rows // 2
+    first = rng.choice(half, size=(n + 1) // 2, replace=False)
+    second = half + rng.choice(half, size=n // 2, replace=False)
+    return np.sort(np.concatenate([first, second]))
+
+
 # --- ablators --------------------------------------------------------------------------------
 class Ablator:
     """Logit differences (target - foil) at fixed texts under many ablations of one layer.
@@ -357,6 +374,8 @@ class Ablator:
     mode "resample": a set's neurons take their values from one stimulus sentence (a row of
     `values`); the logit difference is averaged over `n_resamples` such sentences, drawn once
     (seeded) and shared by every set, so random sets and the chosen set see the same donors.
+    With an even number of rows, `values` is read as two conditions stacked (as ablation_values
+    returns them) and half the donors come from each, so the donors carry no net condition.
     top1 under "resample" uses the first donor sentence.
     """
 
@@ -364,9 +383,13 @@ class Ablator:
                  target: str, foil: str, mode: str = "zero", values=None, site: str = "post", seed: int = 0,
                  n_resamples: int = 8):
         self.model, self.tokenizer, self.layer = model, tokenizer, check_layer(model, layer)
-        self.texts = list(texts)
-        self.positions = [p[0] for p in mask_positions(tokenizer, self.texts)] if positions is None else \
-            [int(p) for p in positions]
+        self.texts = [texts] if isinstance(texts, str) else list(texts)
+        if positions is None:
+            self.positions = [p[0] for p in mask_positions(tokenizer, self.texts)]
+        else:   # one token index per text; mask_positions' one-element lists work too
+            from .fast import _one_position
+            self.positions = [_one_position(i, p) for i, p in enumerate(
+                [positions] if isinstance(positions, (int, np.integer)) else positions)]
         if len(self.positions) != len(self.texts):
             raise ValueError(f"{len(self.texts)} texts but {len(self.positions)} positions")
         if mode not in MODES:
@@ -381,8 +404,7 @@ class Ablator:
             values = np.asarray(values, dtype=np.float32)
             if values.ndim != 2 or values.shape[1] != self.width:
                 raise ValueError(f"mode='resample': values must be [n_samples, {self.width}], got {values.shape}")
-            rng = np.random.default_rng(seed)
-            self._samples = values[rng.choice(len(values), size=min(n_resamples, len(values)), replace=False)]
+            self._samples = values[resample_donors(len(values), n_resamples, seed)]
 
     @staticmethod
     def _fast():
@@ -415,16 +437,18 @@ class Ablator:
     @torch.no_grad()
     def top1(self, neurons=None) -> np.ndarray:
         texts = [model_text(self.tokenizer, t) for t in self.texts]
-        enc = self.tokenizer(texts, return_tensors="pt", padding=True).to(next(self.model.parameters()).device)
+        with right_padding(self.tokenizer):              # positions count from the start of each text
+            enc = self.tokenizer(texts, return_tensors="pt", padding=True).to(next(self.model.parameters()).device)
         rows = torch.arange(len(self.texts))
         pos = torch.tensor(self.positions)
-        if neurons is None:
-            logits = self.model(**enc).logits
-        else:
-            mode, values = (("mean", self._samples[0]) if self.mode == "resample" else (self.mode, self.values))
-            with ablate_neurons(self.model, self.layer, neurons, positions=[[p] for p in self.positions],
-                                mode=mode, values=values, site=self.site, verbose=False):
+        with eval_mode(self.model):
+            if neurons is None:
                 logits = self.model(**enc).logits
+            else:
+                mode, values = (("mean", self._samples[0]) if self.mode == "resample" else (self.mode, self.values))
+                with ablate_neurons(self.model, self.layer, neurons, positions=[[p] for p in self.positions],
+                                    mode=mode, values=values, site=self.site, verbose=False):
+                    logits = self.model(**enc).logits
         return logits[rows, pos].argmax(-1).cpu().numpy()
 
     def label(self) -> str:
@@ -477,6 +501,7 @@ class LesionResult:
     label: str = "chosen"       # what the set is, for summaries ("'her' neurons")
     pool: str = "all"
     texts: list[str] | None = None
+    width: int | None = None    # neurons in the layer (for the pool="others" caveat)
 
     @property
     def drops(self) -> np.ndarray:
@@ -562,7 +587,16 @@ class LesionResult:
                 f"(random sets of {self.n_neurons}: {self.null.mean():.2f}, 90% band {lo:.2f} to {hi:.2f}; "
                 f"z = {self.z:.1f}, p = {_fmt_p(self.p)}, {self.n_draws} draws); "
                 f"{self.target}->{self.foil} flips {self.n_flipped} of {self.n_right} "
-                f"(random sets: {self.null_flip_rate * self.n_right:.1f}){t1}")
+                f"(random sets: {self.null_flip_rate * self.n_right:.1f}){t1}{self.pool_caveat()}")
+
+    def pool_caveat(self) -> str:
+        """A warning for pool="others" when the set is a large share of the layer: the random sets then
+        come from the few neurons left over, so they are nearly the complement, not random."""
+        if self.pool != "others" or not self.width or self.n_neurons <= POOL_WARN * self.width:
+            return ""
+        return (f". CAVEAT: pool='others' with a set of {self.n_neurons / self.width:.0%} of the layer: the random "
+                f"sets come from the other {self.width - self.n_neurons} neurons, so they are close to the "
+                f"complement of the set, not random (use pool='all')")
 
 
 def lesion_test_with(ablator, neurons, n_draws: int = 1000, seed: int = 0, pool: str = "all",
@@ -586,7 +620,7 @@ def lesion_test_with(ablator, neurons, n_draws: int = 1000, seed: int = 0, pool:
             changed = float(np.mean(before != ablator.top1(mask)))
     return LesionResult(ablator.label(), ablator.layer, ablator.mode, ablator.target, ablator.foil, k,
                         len(ablator.clean), np.asarray(ablator.clean, float), d[0], d[1:], changed, label, pool,
-                        list(ablator.texts))
+                        list(ablator.texts), ablator.width)
 
 
 def lesion_test(model, tokenizer, layer: int, neurons, texts, positions=None, target: str | None = None,
@@ -714,15 +748,26 @@ class LayerSweep:
     def frac_significant(self) -> np.ndarray:
         return (np.array(self.n_pos) + np.array(self.n_neg)) / np.array(self.width)
 
+    def p_holm(self) -> dict[int, float]:
+        """Holm-adjusted permutation p per lesioned layer: testing several layers and reporting the best
+        is a multiple comparison. Holm controls the family-wise error under any dependence."""
+        done = [L for L in self.layers if self.results[L] is not None]
+        return dict(zip(done, holm([self.results[L].p for L in done])))
+
     def summary(self) -> str:
         a, b = self.labels
         rows = []
+        ph = self.p_holm()
         for L, w, npos, nneg in zip(self.layers, self.width, self.n_pos, self.n_neg):
             r = self.results[L]
             eff = "not lesioned" if r is None else (f"drop {r.observed:.2f} vs random {r.null.mean():.2f} "
-                                               f"(z {r.z:.1f}, p {_fmt_p(r.p)})")
+                                               f"(z {r.z:.1f}, p {_fmt_p(r.p)}, Holm {_fmt_p(ph[L])})")
             rows.append(f"L{L}: {npos} {a}>{b}, {nneg} {b}>{a} ({(npos + nneg) / w:.0%}), {eff}")
-        return f"{self.model_label}, selected at the {self.where}, lesion for '{self.target}': " + "; ".join(rows)
+        head = f"{self.model_label}, selected at the {self.where}, lesion for '{self.target}'"
+        if ph:
+            n = next(r.n_draws for r in self.results.values() if r is not None)
+            head += f" (Holm over the {len(ph)} lesioned layers; {n} draws, so no p below {_fmt_p(1 / (n + 1))})"
+        return head + ": " + "; ".join(rows)
 
 
 def layer_sweep(model, tokenizer, selection: Selection, evalset: EvalSet, n_draws: int = 200, seed: int = 0,
@@ -832,20 +877,31 @@ class HeldOut:
         sel = self.selected != 0
         return float((sel & (np.sign(self.t_test) == self.selected)).sum() / sel.sum()) if sel.any() else float("nan")
 
+    def d_corrected(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d_train, d_test) [k, width], each times Hedges' J = 1 - 3 / (4 (n - 1) - 1) for its fold's n
+        pairs. Raw d_z is biased upward, more so on few pairs (J = 0.94 at 13 pairs, 0.985 at 51), so raw
+        held-out values would look larger than in-sample ones for that reason alone."""
+        j = lambda n: 1 - 3 / (4 * (n - 1) - 1)  # noqa: E731
+        jt = np.array([j(len(tr)) for tr, _ in self.folds])[:, None]
+        js = np.array([j(len(te)) for _, te in self.folds])[:, None]
+        return self.d_train * jt, self.d_test * js
+
     def effect_sizes(self) -> tuple[float, float]:
-        """Mean |d_z| of the selected neurons: on the pairs that selected them, and on held-out pairs."""
+        """Mean d_z of the selected neurons, signed so that the selected direction is positive and
+        corrected for sample size (d_corrected): on the pairs that selected them, and on held-out pairs."""
         sel = self.selected != 0
         if not sel.any():
             return float("nan"), float("nan")
         sgn = self.selected[sel]
-        return float(np.mean(self.d_train[sel] * sgn)), float(np.nanmean(self.d_test[sel] * sgn))
+        d_in, d_out = self.d_corrected()
+        return float(np.mean(d_in[sel] * sgn)), float(np.nanmean(d_out[sel] * sgn))
 
     def summary(self) -> str:
         d_in, d_out = self.effect_sizes()
         return (f"{self.k} folds: {int(self.n_selected.mean())} neurons selected per fold (all pairs: "
                 f"{int(self.full.significant.sum())}); stability (mean Jaccard) {self.stability:.2f}; held-out "
                 f"replication (same sign, p < {self.alpha}) {self.replication:.0%}, same sign {self.same_sign:.0%}; "
-                f"signed d_z in-sample {d_in:.2f} vs held-out {d_out:.2f}")
+                f"signed d_z (corrected for sample size) in-sample {d_in:.2f} vs held-out {d_out:.2f}")
 
 
 def heldout_selection(a, b, k: int = 5, q: float = 0.05, method: str = "bh", seed: int = 0,

@@ -91,7 +91,8 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     mode: "zero", or "mean" with values [n_neurons] (as in helpers.lesion.ablate_neurons).
     batch_size: sequences (sets x texts) per forward chunk; None picks one from a memory budget.
     fast: False computes the same numbers the straightforward way (a full hooked forward per set).
-    Assumes dropout is off (the model is switched to eval mode for the call and switched back).
+    Hooks already attached to the model (an outer ablate_neurons, a Trace) are respected: the call
+    then takes the fast=False path, with a warning. Assumes dropout is off (the model is switched to eval mode for the call and switched back).
     """
     layer = check_layer(model, layer)
     if mode not in FAST_MODES:
@@ -111,6 +112,8 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of sequences, got {batch_size}")
     with torch.no_grad(), _eval(model):
+        if fast and supports_fast(model) and _hooked(model):
+            fast = False
         if not fast or not supports_fast(model):
             return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
         out = np.empty((len(masks), len(texts)), dtype=np.float32)
@@ -120,6 +123,21 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
                                         [positions[i] for i in group], layer, masks, ids, mode, values,
                                         site, batch_size, shared)
     return out
+
+
+def _hooked(model) -> bool:
+    """True (with a warning) when hooks are attached to the model: the fast path rebuilds blocks from
+    their weights instead of calling them, so it would skip those hooks; the slow path runs them.
+    Hooks that only read (a function with `observe_only = True`, as the bench's timers) are let through."""
+    found = [(name, kind) for name, m in model.named_modules()
+             for kind in ("_forward_hooks", "_forward_pre_hooks")
+             for fn in getattr(m, kind, {}).values() if not getattr(fn, "observe_only", False)]
+    if found:
+        import warnings
+        names = ", ".join(sorted({n for n, _ in found})[:4]) + (", ..." if len(found) > 4 else "")
+        warnings.warn(f"hooks are attached to {names}: ablation_logit_diffs runs one full forward per set "
+                      f"(fast=False), because the fast path would skip them", stacklevel=3)
+    return bool(found)
 
 
 def _texts_per_group(model, layer: int, n: int) -> int:

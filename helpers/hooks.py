@@ -3,12 +3,14 @@
     get_module(model, name)                 the submodule at a dotted name (errors list close names)
     Trace(model, name, edit_output=, stop=) hook one module for the life of a `with` block
     TraceDict(model, names, ...)            the same for several modules at once
-    StopForward                             raised after the last traced module when stop=True
+    StopForward                             raised once every traced module has run, when stop=True
     hooks_attached(model)                   [(module name, kind)] of every hook left on the model
+    eval_mode(model), right_padding(tok)    context managers: dropout off; positions counted from the left
     mlp_activations(...)                    MLP neuron values at target words, all layers in one pass
 
-Hooks are registered in `__enter__` and removed in `__exit__`, so they are gone
-after the block whatever happens inside it (an exception, KeyboardInterrupt).
+Hooks are registered in `__enter__` (not when a Trace is built) and removed in
+`__exit__`, so they are gone after the block whatever happens inside it (an
+exception, KeyboardInterrupt). Entering a Trace that is already entered is an error.
 """
 from __future__ import annotations
 
@@ -34,6 +36,11 @@ def _detached(x):
 
 def get_module(model: torch.nn.Module, name: str) -> torch.nn.Module:
     """The submodule called `name` ("bert.encoder.layer.3.intermediate.dense")."""
+    if not isinstance(name, str):
+        got = f"a {type(name).__name__} module" if isinstance(name, torch.nn.Module) else repr(name)
+        raise TypeError(f"expected a dotted module name (str) such as 'bert.encoder.layer.3.intermediate.dense', "
+                        f"got {got}; a module's name is [n for n, m in model.named_modules() if m is module], "
+                        f"and get_module(model, name) goes back")
     modules = dict(model.named_modules())
     if name not in modules:
         close = difflib.get_close_matches(name, list(modules), n=5, cutoff=0.5)
@@ -60,17 +67,21 @@ class Trace:
         self.retain_output, self.edit_output, self.stop, self.detach = retain_output, edit_output, stop, detach
         self.output: torch.Tensor | None = None
         self._handle = None
+        self._ready_to_stop = lambda: True  # a TraceDict waits for all its modules before stopping
 
     def _hook(self, module, inputs, output):
         if self.edit_output is not None:
             output = self.edit_output(output, module)
         if self.retain_output:
             self.output = _detached(output) if self.detach else output
-        if self.stop:
+        if self.stop and self._ready_to_stop():
             raise StopForward(self.name)
         return output
 
     def __enter__(self) -> "Trace":
+        if self._handle is not None:
+            raise RuntimeError(f"the Trace of {self.name!r} is already entered: a second `with` on it would "
+                               f"leak a hook; build a new Trace instead")
         self._handle = self.module.register_forward_hook(self._hook)
         return self
 
@@ -87,24 +98,35 @@ class Trace:
 class TraceDict(dict):
     """Several `Trace`s at once: `with TraceDict(model, names) as td: ...; td[name].output`.
 
-    stop=True ends the forward pass after the last of `names` to run. detach=False keeps the
-    outputs in the autograd graph (for a loss on them, as in training).
+    names: a list of dotted names, or one name as a str. stop=True ends the forward pass once
+    every one of `names` has run (a parent and its child both), not before. detach=False keeps
+    the outputs in the autograd graph (for a loss on them, as in training).
     """
 
     def __init__(self, model: torch.nn.Module, names: Iterable[str], retain_output: bool = True,
                  edit_output: Callable | None = None, stop: bool = False, detach: bool = True):
         super().__init__()
-        names = list(dict.fromkeys(names))
-        order = [n for n, _ in model.named_modules() if n in set(names)]
-        last = order[-1] if order else None
-        for n in names:
-            get_module(model, n)  # fail before anything is registered
-        self._traces = [Trace(model, n, retain_output, edit_output, stop=stop and n == last, detach=detach)
-                        for n in names]
+        names = list(dict.fromkeys([names] if isinstance(names, str) else names))
+        self._traces = [Trace(model, n, retain_output, edit_output, stop=stop, detach=detach) for n in names]
+        self._ran: set[str] = set()
         for t in self._traces:
+            t._ready_to_stop = lambda name=t.name: self._all_ran(name)
             self[t.name] = t
 
+    def _all_ran(self, name: str) -> bool:
+        """Note that `name` has produced its output; True (and start afresh) once all have."""
+        self._ran.add(name)
+        if len(self._ran) < len(self._traces):
+            return False
+        self._ran.clear()
+        return True
+
     def __enter__(self) -> "TraceDict":
+        for t in self._traces:
+            if t._handle is not None:
+                raise RuntimeError(f"this TraceDict (tracing {t.name!r}) is already entered: a second `with` "
+                                   f"on it would leak hooks; build a new TraceDict instead")
+        self._ran.clear()
         try:
             for t in self._traces:
                 t.__enter__()
@@ -120,6 +142,40 @@ class TraceDict(dict):
     def close(self) -> None:
         for t in self._traces:
             t.close()
+
+
+class eval_mode:
+    """Eval mode (dropout off) inside the block, the model's previous mode restored after it:
+    measurements must not depend on whether someone left the model in train mode."""
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __enter__(self):
+        self.was = self.model.training
+        self.model.eval()
+        return self.model
+
+    def __exit__(self, *exc):
+        self.model.train(self.was)
+
+
+class right_padding:
+    """The tokenizer pads on the right inside the block (its setting restored after it): the kit counts
+    token positions from the start of each text, which left padding would shift."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __enter__(self):
+        self.was = getattr(self.tokenizer, "padding_side", None)
+        if self.was is not None:
+            self.tokenizer.padding_side = "right"
+        return self.tokenizer
+
+    def __exit__(self, *exc):
+        if self.was is not None:
+            self.tokenizer.padding_side = self.was
 
 
 def hooks_attached(model: torch.nn.Module) -> list[tuple[str, str]]:
@@ -138,6 +194,8 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
                     verbose: bool = True) -> dict[int, np.ndarray]:
     """MLP neuron values at the target word of each sentence: {layer: array[n_sentences, n_neurons]}.
 
+    sentences: a list of texts (a single str counts as one sentence).
+    layers: one int or several (each checked against the model: 0..n_layers-1).
     site: "pre" = before the nonlinearity (BERT: `intermediate.dense` output),
           "post" = after it. All `layers` come from one forward pass per batch,
           which stops after the deepest layer asked for. Sentences are batched by
@@ -146,16 +204,35 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
           exactly once as a whole word (see stimuli.target_positions).
     wordpiece: read a word split into pieces at its "last" (default) or "first" piece;
           verbose: say so in one printed line when any target word is split.
+    Runs in eval mode with right padding whatever the model's mode and the tokenizer's
+    padding side (both restored after).
     """
-    from .models import mlp_module_name
+    from .models import check_layer, mlp_module_name
     from .stimuli import target_positions
 
-    layer_list = sorted({int(layers)} if isinstance(layers, (int, np.integer)) else {int(x) for x in layers})
+    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    if not sentences:
+        raise ValueError("no sentences: give at least one sentence containing its target word")
+    single = (isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)
+              or (torch.is_tensor(layers) and layers.dim() == 0))  # one value: checked, never iterated
+    layer_list = sorted({check_layer(model, x) for x in ([layers] if single else layers)})
     if not layer_list:
         raise ValueError("layers is empty: name at least one layer")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     names = {layer: mlp_module_name(model, layer, site) for layer in layer_list}
     positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece, verbose=verbose)
-    order = np.argsort([len(tokenizer.tokenize(s)) for s in sentences], kind="stable")
+    lengths = [len(tokenizer(s)["input_ids"]) for s in sentences]
+    most = getattr(model.config, "max_position_embeddings", None)
+    roberta = most and model.config.model_type == "roberta"  # its positions start after the pad id
+    limit = most - (model.config.pad_token_id or 0) - 1 if roberta else most
+    for i, (s, n) in enumerate(zip(sentences, lengths)):
+        if limit is not None and n > limit:
+            shown = s if len(s) <= 60 else s[:57] + "..."
+            raise ValueError(f"sentence {i} {shown!r} has {n} tokens, more than the model takes: "
+                             f"max_position_embeddings={most}{f' ({limit} usable)' if limit != most else ''}; "
+                             f"shorten or drop it")
+    order = np.argsort(lengths, kind="stable")
     if tokenizer.pad_token is None:  # GPT-2 has no pad token: one sentence per forward pass
         batch_size = 1
     out = {layer: None for layer in layer_list}
@@ -166,7 +243,7 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     if show:
         from tqdm.auto import tqdm
         it = tqdm(batches, desc=f"capturing layers {layer_list}", leave=False)
-    with torch.no_grad():
+    with torch.no_grad(), eval_mode(model), right_padding(tokenizer):
         for idx in it:
             enc = tokenizer([sentences[i] for i in idx], return_tensors="pt",
                             padding=tokenizer.pad_token is not None).to(device)

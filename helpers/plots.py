@@ -47,7 +47,7 @@ def tvalues(part1, ax=None) -> Figure:
            title=f"{part1.model_label}, layer {part1.layer} ({part1.site}-GELU): "
                  f"{res.positive.sum()} \"{c.a}\" and {res.negative.sum()} \"{c.b}\" neurons "
                  f"(FDR {res.method.upper()} q={res.q})")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)   # outside: no point hidden
     return fig
 
 
@@ -67,34 +67,44 @@ def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
                           for j in range(values.shape[1])], fontsize=8)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: no bar hidden
 
 
 def clean_logits(part2, ax=None) -> Figure:
     """Logits of both words at both slots, for the clean text and each masked text."""
     fig, ax = _fig_ax(ax, (10, 4.2))
-    _bars(ax, part2.logits, part2, "logit")
+    _bars(ax, part2.logits, part2, "logit (its zero is arbitrary:\ncompare the two bars of a slot)")
     ax.set_title(f"{part2.model_label}: logits of '{part2.words[0]}' and '{part2.words[1]}' (no ablation)\n"
                  f"\"{part2.texts[0]}\"", fontsize=10)
     return fig
 
 
-def ablation_effect(part3, figsize=(13, 4.6)) -> Figure:
-    """Left: clean minus ablated logits (positive = the ablation lowered the logit). Right: scatter."""
+def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
+    """Left: clean minus ablated logits (positive = the ablation lowered the logit). Right: the choice
+    itself, logit(right word) - logit(wrong word) at each [MASK], clean vs ablated."""
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [2.2, 1]})
     p2 = part3.part2
     _bars(ax0, part3.delta, p2, "Δ logit (clean − ablated)")
     ax0.set_title(f"{part3.model_label}, layer {part3.layer}: change after {part3.mode}-ablating "
                   f"'{p2.slot_words[0]}' neurons at its slot and '{p2.slot_words[1]}' neurons at its slot",
                   fontsize=10)
-    clean, abl = p2.logits.ravel(), part3.logits.ravel()
-    ax1.plot(clean, abl, "o", mfc="#8fd0d0", mec="k", ms=8)
-    lo, hi = min(clean.min(), abl.min()) - 0.5, max(clean.max(), abl.max()) + 0.5
-    ax1.plot([lo, hi], [lo, hi], "k--", lw=0.7, label="no change")
-    ax1.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="clean logit", ylabel="ablated logit",
-            title="each point: one text × slot × word")
-    ax1.grid(lw=0.3)
-    ax1.legend(fontsize=8)
+    # masked text 1 + j has word j's slot masked; the choice there is word j vs the other word
+    n = len(p2.slot_words)
+    diff = lambda lg: np.array([lg[1 + j, j, j] - lg[1 + j, j, 1 - j] for j in range(n)])  # noqa: E731
+    before, after = diff(p2.logits), diff(part3.logits)
+    x = np.arange(n)
+    ax1.bar(x - 0.2, before, 0.38, color=COLORS["other"], edgecolor="k", lw=0.5, label="clean")
+    ax1.bar(x + 0.2, after, 0.38, color=[COLORS["b"] if w == p2.contrast.b else COLORS["a"] for w in p2.slot_words],
+            edgecolor="k", lw=0.5, label="ablated")
+    for xi, b, a in zip(x, before, after):
+        ax1.annotate(f"{b:+.2f} → {a:+.2f}", (xi, max(b, a, 0)), textcoords="offset points", xytext=(0, 4),
+                     ha="center", fontsize=8)
+    ax1.axhline(0, color="k", lw=0.5)
+    ax1.set_xticks(x, [f"[MASK] = {w}" for w in p2.slot_words], fontsize=8)
+    ax1.set(ylabel="logit(right) − logit(wrong)", ylim=(min(0, before.min(), after.min()) * 1.15 - 0.1,
+                                                         max(0, before.max(), after.max()) * 1.25 + 0.1),
+            title="the choice at each [MASK] (> 0: right word wins)")
+    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 

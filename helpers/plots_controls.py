@@ -49,7 +49,7 @@ def criteria(crit, model_label: str, layer: int, where: str = "pronoun", figsize
     for m, c, lab in ((none, NULL, "neither"), (one, "#dd8452", "only one"), (both, "#4c72b0", "both (BH)")):
         ax1.plot(x[m], y[m], ".", color=c, ms=3, alpha=0.6, label=f"{lab}: {m.sum()}")
     ax1.set(xlabel="-log10 p, paired t-test", ylabel="-log10 p, Wilcoxon signed-rank",
-            title="each dot: one neuron (Wilcoxon p saturates\nat its exact minimum)")
+            title="each dot: one neuron (Wilcoxon p has a floor: all\ndifferences of one sign give its smallest p)")
     ax1.legend(fontsize=8, markerscale=3)
     fig.tight_layout()
     return fig
@@ -104,7 +104,7 @@ def modes(results: dict, figsize=(7, 4.2)) -> Figure:
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlim=(-0.6, len(results) - 0.1), ylabel=f"mean drop in logit({first.target}) - logit({first.foil})",
            title=f"{first.model_label}, layer {first.layer}: {first.n_neurons} {first.label}, three ablations")
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -206,7 +206,7 @@ def heldout(ho, hol=None, model_label: str = "", layer: int | None = None, figsi
     ax0 = axes[0, 0]
     sel = ho.selected != 0
     sgn = ho.selected[sel]
-    d_in, d_out = ho.d_train[sel] * sgn, ho.d_test[sel] * sgn
+    d_in, d_out = (d[sel] * sgn for d in ho.d_corrected())
     lim = np.nanmax(np.abs(np.concatenate([d_in, d_out]))) * 1.05 if sel.any() else 1
     ax0.plot(d_in, d_out, ".", color="#4c72b0", ms=3, alpha=0.4)
     ax0.plot([0, lim], [0, lim], "k--", lw=0.7, label="held-out = in-sample")
@@ -214,7 +214,8 @@ def heldout(ho, hol=None, model_label: str = "", layer: int | None = None, figsi
     mi, mo = ho.effect_sizes()
     ax0.plot(mi, mo, "D", color=OBS, mec="k", ms=8, label=f"mean: {mi:.2f} -> {mo:.2f}")
     where = f", layer {layer}" if layer is not None else ""
-    ax0.set(xlabel="signed d_z on the pairs that selected the neuron", ylabel="signed d_z on held-out pairs",
+    ax0.set(xlabel="signed d_z on the pairs that selected the neuron\n(corrected for sample size)",
+            ylabel="signed d_z on held-out pairs (corrected)",
             title=f"{model_label}{where}: {ho.k}-fold selection, stability {ho.stability:.2f}")
     ax0.legend(fontsize=8)
     if hol is not None:
@@ -232,6 +233,6 @@ def heldout(ho, hol=None, model_label: str = "", layer: int | None = None, figsi
                                                                enumerate(hol.n_neurons)],
                 ylabel=f"mean drop in logit({hol.target}) - logit({hol.foil})",
                 title=f"'{hol.target}' neurons chosen at the {hol.where} of training pairs")
-        ax1.legend(fontsize=8)
+        ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

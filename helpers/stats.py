@@ -4,6 +4,7 @@
     fdr(p, q, method)                  (rejected, p_adjusted), NaN-safe wrapper of statsmodels
     cohens_dz(a, b)                    paired effect size per neuron
     paired_wilcoxon(a, b)              signed-rank p-values per neuron (no normality assumption)
+    holm(p)                            Holm-adjusted p for a small family of tests (e.g. one per layer)
 
 Assumptions. The paired t-test treats the n differences a_i - b_i of a neuron as
 independent draws from a normal distribution (with n >= ~30 the mean's
@@ -11,7 +12,7 @@ sampling distribution is close to normal anyway); pairs must be matched
 (sentence i of A and sentence i of B differ only in the target word).
 FDR "bh" (Benjamini-Hochberg) controls the false discovery rate when the tests
 are independent or positively correlated; "by" (Benjamini-Yekutieli) holds under
-any dependence and is stricter (it divides q by sum_{i<=m} 1/i, ~8.2 for 3072 tests).
+any dependence and is stricter (it divides q by sum_{i<=m} 1/i, ~8.6 for 3072 tests).
 Neurons of one layer read the same residual stream, so their tests are correlated.
 """
 from __future__ import annotations
@@ -19,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy
 from scipy import stats as _st
 
 METHODS = {"bh": "indep", "by": "negcorr"}
+_SCIPY = tuple(int(x) for x in scipy.__version__.split(".")[:2])   # wilcoxon's method names changed in 1.13
 
 
 def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -48,8 +51,9 @@ def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
 def fdr(p, q: float = 0.05, method: str = "bh") -> tuple[np.ndarray, np.ndarray]:
     """Benjamini-Hochberg ("bh") or Benjamini-Yekutieli ("by") over the finite p-values.
 
-    NaN p-values (untestable neurons) are left out of the correction: they are
-    never rejected and their adjusted p is NaN. Returns (rejected, p_adjusted).
+    p: array of p-values in [0, 1], any shape. NaN p-values (untestable neurons) are left out of
+    the correction: they are never rejected and their adjusted p is NaN. A value outside [0, 1]
+    (inf included) is an error naming its index. Returns (rejected, p_adjusted), both p's shape.
     """
     from statsmodels.stats.multitest import fdrcorrection
 
@@ -58,12 +62,32 @@ def fdr(p, q: float = 0.05, method: str = "bh") -> tuple[np.ndarray, np.ndarray]
     if not 0 < q < 1:
         raise ValueError(f"q must be between 0 and 1, got {q}")
     p = np.asarray(p, dtype=np.float64)
+    bad = ~np.isnan(p) & ~((p >= 0) & (p <= 1))
+    if bad.any():
+        at = np.unravel_index(np.flatnonzero(bad)[0], p.shape)
+        name = f"p[{', '.join(str(int(i)) for i in at)}]" if at else "p"
+        raise ValueError(f"p-values must lie in [0, 1] (NaN marks an untestable neuron), but {name} = "
+                         f"{float(p[at])!r} ({int(bad.sum())} of {p.size} values are outside [0, 1])")
     ok = np.isfinite(p)
     rejected = np.zeros(p.shape, dtype=bool)
     p_adj = np.full(p.shape, np.nan)
     if ok.any():
         rejected[ok], p_adj[ok] = fdrcorrection(p[ok], alpha=q, method=METHODS[method])
     return rejected, p_adj
+
+
+def holm(p) -> np.ndarray:
+    """Holm step-down adjusted p-values, [m] -> [m] in the same order, capped at 1; NaN stays NaN and
+    does not count in m. Controls the family-wise error rate (any false positive at all) under any
+    dependence between the tests: for a few tests whose best is reported, e.g. one lesion per layer."""
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m:
+        order = ok[np.argsort(p[ok], kind="stable")]
+        out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
 
 
 def cohens_dz(a, b) -> np.ndarray:
@@ -76,14 +100,57 @@ def cohens_dz(a, b) -> np.ndarray:
 
 
 def paired_wilcoxon(a, b) -> np.ndarray:
-    """Two-sided Wilcoxon signed-rank p-value per neuron (NaN where all differences are 0)."""
+    """Two-sided Wilcoxon signed-rank p-value per neuron, [n_pairs, n_neurons] -> [n_neurons]
+    (NaN where all differences are 0; zero differences are dropped, zero_method="wilcox").
+
+    Each neuron's p depends on its own column only and equals scipy.stats.wilcoxon (scipy >= 1.13)
+    on that column alone. scipy's method="auto" decides for the whole array at once, from ties and
+    zeros anywhere in it, so a neighbour could change a neuron's p; here the decision is scipy's
+    one-sample rule applied per column: n_pairs > 50 -> normal approximation; no ties and no
+    zeros -> exact; ties or zeros -> all 2^n sign flips when n_pairs <= 13, else normal approximation.
+    """
     a, b = _check_pair(a, b)
     d = a - b
+    n = d.shape[0]
     p = np.full(d.shape[1], np.nan)
     live = np.any(d != 0, axis=0)
-    if live.any():
-        p[live] = _st.wilcoxon(d[:, live], axis=0, zero_method="wilcox").pvalue
+    if not live.any():
+        return p
+    asym = "asymptotic" if _SCIPY >= (1, 13) else "approx"
+    if n > 50:
+        p[live] = _st.wilcoxon(d[:, live], axis=0, zero_method="wilcox", method=asym).pvalue
+        return p
+    s = np.sort(np.abs(d), axis=0)
+    tied = (d == 0).any(0) | ((np.diff(s, axis=0) == 0) & (s[1:] != 0)).any(0)
+    exact = live & ~tied
+    if exact.any():
+        p[exact] = _st.wilcoxon(d[:, exact], axis=0, zero_method="wilcox", method="exact").pvalue
+    rest = live & tied
+    if rest.any() and n <= 13:
+        p[rest] = _sign_flip_p(d[:, rest])
+    elif rest.any():
+        p[rest] = _st.wilcoxon(d[:, rest], axis=0, zero_method="wilcox", method=asym).pvalue
     return p
+
+
+def _sign_flip_p(d: np.ndarray, chunk: int = 512) -> np.ndarray:
+    """Exact two-sided p of the signed-rank sum over all 2^n sign flips, [n, w] -> [w] (n <= 13).
+
+    Average ranks of the nonzero |d| (zeros dropped); the same count and tolerance as
+    scipy.stats.permutation_test, which scipy's wilcoxon uses here but one sign flip at a time.
+    """
+    n = d.shape[0]
+    r = _st.rankdata(np.where(d == 0, np.inf, np.abs(d)), axis=0)   # zeros rank last, then count for nothing
+    r[d == 0] = 0.0
+    obs = (r * (d > 0)).sum(0)
+    flips = ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1).astype(np.float64)   # [2^n, n] 1 = positive
+    out = np.empty(d.shape[1])
+    for j in range(0, d.shape[1], chunk):
+        null, o = flips @ r[:, j:j + chunk], obs[j:j + chunk]
+        gamma = np.abs(np.finfo(np.float64).eps * 100 * o)
+        less, greater = (null <= o + gamma).mean(0), (null >= o - gamma).mean(0)
+        out[j:j + chunk] = np.clip(2 * np.minimum(less, greater), 0.0, 1.0)
+    return out
 
 
 @dataclass
@@ -116,12 +183,16 @@ def paired_ttest_fdr(a, b, q: float = 0.05, method: str = "bh") -> PairedResult:
 
     a, b: [n_pairs, n_neurons] activations, row i of a paired with row i of b.
     `positive` marks neurons significantly higher in a (e.g. "him" neurons when a
-    holds the him sentences), `negative` those higher in b.
+    holds the him sentences), `negative` those higher in b. A neuron whose differences have
+    no variance (sd <= 1e-12 x its largest |a| or |b|, i.e. constant up to rounding) gets
+    t = p = NaN, is left out of the FDR correction and counted in n_excluded.
     """
     a, b = _check_pair(a, b)
     d = a - b
     sd = d.std(axis=0, ddof=1)
-    live = sd > 1e-12 * np.maximum(1.0, np.abs(d).max(axis=0))
+    # zero variance up to rounding: relative to each neuron's own scale, so rescaling the data changes nothing
+    scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
+    live = sd > 1e-12 * scale
     t = np.full(d.shape[1], np.nan)
     p = np.full(d.shape[1], np.nan)
     if live.any():

@@ -76,15 +76,32 @@ def _misalignment(x: str, y: str) -> str:
     return ""
 
 
-def load_contrast(name_or_path: str | Path) -> Contrast:
-    """Read a contrast file: a shipped name ("him_her") or a path. Checks every line."""
+def _contrast_path(name_or_path: str | Path) -> Path:
+    """A shipped name ("him_her" or "him_her.tsv") or a path -> the file; a clear error otherwise."""
     path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = CONTRASTS / f"{name_or_path}.tsv"
+    if not path.exists() and path.parent == Path(".") and path.suffix in ("", ".tsv"):
+        path = CONTRASTS / f"{path.stem}.tsv"          # a bare name, with or without .tsv
     if not path.exists():
         raise StimulusError(f"No contrast file {str(name_or_path)!r}. Shipped sets: {', '.join(list_contrasts())}; "
                             f"or give the path of your own .tsv (format: data/README.md).")
+    if path.is_dir():
+        raise StimulusError(f"{str(name_or_path)!r} is a folder, not a contrast file: give a .tsv file in it "
+                            f"({', '.join(p.name for p in sorted(path.glob('*.tsv'))[:5]) or 'none there'}) "
+                            f"or a shipped set: {', '.join(list_contrasts())}")
+    return path
+
+
+def load_contrast(name_or_path: str | Path) -> Contrast:
+    """Read a contrast file: a shipped name ("him_her" or "him_her.tsv") or a path. Checks every line.
+
+    Errors name file:line: '#:' lines after the first pair/test line, a == b, a pair that
+    repeats an earlier line, and every rule of data/README.md.
+    """
+    path = _contrast_path(name_or_path)
     meta: dict[str, str] = {}
+    meta_line: dict[str, int] = {}
+    first_data = 0                                        # line of the first pair/test line
+    seen: dict[tuple[str, str], int] = {}                 # pair -> its line
     pairs, tests = [], []
     raw_bytes = path.read_bytes()
     try:
@@ -104,9 +121,12 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             k, v = (s.strip() for s in line[2:].split("=", 1))
             if k not in ("name", "a", "b", "description"):
                 raise StimulusError(f"{where}: unknown key {k!r}; use name, a, b or description")
+            if first_data:
+                raise StimulusError(f"{where}: '#: {k} = ...' comes after the first pair/test line "
+                                    f"({path.name}:{first_data}); put every '#:' line at the top of the file")
             if k in ("a", "b") and (not v or len(v.split()) != 1):
                 raise StimulusError(f"{where}: '#: {k} = <word>' needs one word, got {v!r}")
-            meta[k] = v
+            meta[k], meta_line[k] = v, no
             continue
         fields = line.split("\t")
         kind = fields[0]
@@ -116,9 +136,14 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             found = sum(bool(f.strip()) for f in fields)
             raise StimulusError(f"{where}: a {kind} line needs 3 non-empty tab-separated fields, found {found}: "
                                 f"{line[:60]!r}")
-        for k in ("a", "b"):
-            if k not in meta:
-                raise StimulusError(f"{where}: '#: {k} = <word>' must come before the first pair/test line")
+        if not first_data:
+            for k in ("a", "b"):
+                if k not in meta:
+                    raise StimulusError(f"{where}: '#: {k} = <word>' must come before the first pair/test line")
+            if meta["a"].lower() == meta["b"].lower():
+                raise StimulusError(f"{path.name}:{max(meta_line['a'], meta_line['b'])}: a and b are both "
+                                    f"{meta['b']!r}; a contrast needs two different target words")
+            first_data = no
         x, y = fields[1].strip(), fields[2].strip()
         if kind == "pair":
             for sent, word in ((x, meta["a"]), (y, meta["b"])):
@@ -129,6 +154,11 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             if why:
                 raise StimulusError(f"{where}: the two sentences of a pair must line up word for word "
                                     f"(data/README.md rule 3), but {why}: {x!r} / {y!r}")
+            key = (" ".join(x.split()), " ".join(y.split()))
+            if key in seen:
+                raise StimulusError(f"{where}: this pair repeats line {seen[key]} ({path.name}:{seen[key]}); "
+                                    f"each pair must appear once: {x!r} / {y!r}")
+            seen[key] = no
             pairs.append((x, y))
         else:
             if x.count(MASK) != 1:

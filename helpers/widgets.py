@@ -6,8 +6,8 @@
     ExplorerResult                             model, layer, test, ablated neurons, logits before/after
 
 Controls: model (stand-in / bert-base-uncased), contrast set, layer, FDR q and method
-(bh/by), neuron set (the contrast's a or b neurons, top-k by |t|, or as many random
-neurons from outside the a or b set), ablation mode (zero/mean) and a free-text
+(bh/by), neuron set (the contrast's a or b neurons, top-k by |t|, or as many neurons
+drawn at random from the whole layer), ablation mode (zero/mean) and a free-text
 sentence with [MASK].
 The logits of both contrast words at every [MASK] are read before and after the chosen
 neurons are ablated at the [MASK].
@@ -414,10 +414,10 @@ class Explorer:
             return np.sort(np.argsort(-score, kind="stable")[: int(self.w_k.value)])
         if kind in ("random_a", "random_b"):
             ref = test.positive if kind == "random_a" else test.negative
-            pool = np.flatnonzero(~ref)          # the same number of neurons, none from the set itself
-            size = int(ref.sum())
+            # as many neurons, drawn from the whole layer (as controls.lesion_test's default pool="all"):
+            # drawing only outside the set would, for a set of half the layer, pick the other set
             rng = np.random.default_rng([self._seed, p1.layer])
-            return np.sort(rng.choice(pool, size=min(size, len(pool)), replace=False))
+            return np.sort(rng.choice(ref.size, size=int(ref.sum()), replace=False))
         raise ValueError(f"unknown neuron set {kind!r}")
 
     def _check_sentence(self, text: str) -> tuple[str, str | None]:
@@ -453,7 +453,7 @@ class Explorer:
         if len(res.neurons):
             ax_t.plot(res.neurons, t[res.neurons], "o", mfc="none", mec="k", ms=9, mew=1.2,
                       label=f"ablated ({len(res.neurons)})")
-        ax_t.legend(loc="upper right", fontsize=8)
+        ax_t.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)   # outside: no point hidden
         ax_t.title.set_fontsize(10)
         self._draw_logits(ax_l, res)
         return fig
@@ -482,7 +482,7 @@ class Explorer:
         ax.set_xticks(ticks, labels, fontsize=8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel("logit at the [MASK]")
-        ax.legend(fontsize=8, loc="upper right")
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         sent = res.sentence if len(res.sentence) < 110 else res.sentence[:107] + "..."
         expected = dict(res.contrast.tests).get(res.sentence.strip())
         quote = f"\u201c{sent}\u201d" + (f"  (expected: '{expected}')" if expected else "")

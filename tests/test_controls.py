@@ -150,6 +150,21 @@ def test_heldout_shows_winners_curse():
     assert d_in > d_out > 0
 
 
+def test_heldout_effect_sizes_are_corrected_for_fold_size():
+    """Every neuron has the same true effect and all are selected (no winner's curse): raw d_z is
+    larger on the small held-out folds by small-sample bias alone; corrected, the two agree."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 3000))
+    b = a - 0.8 - rng.normal(size=a.shape)           # a - b ~ N(0.8, 1): d_z = 0.8 everywhere
+    ho = C.heldout_selection(a, b, k=4)
+    assert (ho.selected == 1).mean() > 0.97
+    sel = ho.selected != 0
+    raw_in, raw_out = np.mean(ho.d_train[sel]), np.mean(ho.d_test[sel])
+    d_in, d_out = ho.effect_sizes()
+    assert raw_out - raw_in > 0.04                   # 0.8 / J(10) - 0.8 / J(30) = 0.05
+    assert abs(d_out - d_in) < 0.02 and abs(d_in - 0.8) < 0.02
+
+
 # --- lesion test and dose-response on an additive toy with known answers -------------------------
 def toy(width=200, n_texts=10, strong=(), weight=1.0, noise=0.02, seed=0):
     rng = np.random.default_rng(seed)
@@ -200,7 +215,11 @@ def test_flip_rate_definition():
 def test_lesion_test_pool_others_and_errors():
     ab = toy(strong=range(5))
     r = C.lesion_test_with(ab, np.arange(5), n_draws=100, pool="others")
-    assert r.pool == "others"
+    assert r.pool == "others" and r.width == ab.width
+    assert "CAVEAT" not in r.summary()                                      # 5 of 200: a small share
+    big = C.lesion_test_with(ab, np.arange(100), n_draws=20, pool="others")  # half the layer
+    assert "CAVEAT" in big.summary() and "other 100 neurons" in big.summary()
+    assert "CAVEAT" not in C.lesion_test_with(ab, np.arange(100), n_draws=20).summary()   # pool="all"
     with pytest.raises(ValueError, match="empty"):
         C.lesion_test_with(ab, np.zeros(ab.width, bool))
     with pytest.raises(ValueError, match="pool"):
@@ -303,6 +322,24 @@ def test_modes_dose_and_sweep_on_tiny_model(tiny_setup):
     sweep = C.layer_sweep(model, tok, sel, ev, n_draws=10)
     assert sweep.layers == [1, 2] and set(sweep.results) == {1, 2}
     assert "L1:" in sweep.summary()
+    done = [L for L in sweep.layers if sweep.results[L] is not None]
+    ph = sweep.p_holm()
+    assert sorted(ph) == done
+    assert all(ph[L] >= sweep.results[L].p for L in done)
+    if done:
+        assert f"Holm over the {len(done)} lesioned layers" in sweep.summary()
+
+
+def test_resample_donors_come_equally_from_both_conditions():
+    for n_rows, n in [(128, 8), (128, 7), (10, 10), (4, 8)]:
+        for seed in range(5):
+            d = C.resample_donors(n_rows, n, seed)
+            k = min(n, n_rows)
+            assert len(d) == len(set(d)) == k and d.min() >= 0 and d.max() < n_rows
+            first = int((d < n_rows // 2).sum())
+            assert first == (k + 1) // 2, (n_rows, n, seed, d)
+    assert len(C.resample_donors(9, 4, 0)) == 4                       # odd rows: one plain draw
+    assert not np.array_equal(C.resample_donors(128, 8, 0), C.resample_donors(128, 8, 1))
 
 
 def test_selections_and_heldout_on_tiny_model(tiny_setup):
@@ -336,3 +373,28 @@ def test_plots_name_the_model(tiny_setup):
     for f in figs:
         assert any("tiny-bert" in ax.get_title() for ax in f.axes)
         plt.close(f)
+
+
+def test_ablator_inputs_and_top1_ignore_padding_side_and_train_mode(tiny_setup):
+    """positions as mask_positions gives them; a single text; top1 unchanged by left padding and by
+    a model left in train mode (dropout off inside, mode restored)."""
+    from helpers.stimuli import mask_positions
+    model, tok, ev, sel = tiny_setup
+    texts = ev.texts[:3]
+    ab = C.Ablator(model, tok, 2, texts, mask_positions(tok, texts), ev.target, ev.foil)
+    assert ab.positions == C.Ablator(model, tok, 2, texts, None, ev.target, ev.foil).positions
+    assert len(C.Ablator(model, tok, 2, texts[0], None, ev.target, ev.foil).texts) == 1
+    ref = ab.top1([1, 2, 3])
+    was = tok.padding_side
+    try:
+        tok.padding_side = "left"
+        assert np.array_equal(ab.top1([1, 2, 3]), ref)
+        assert tok.padding_side == "left"
+    finally:
+        tok.padding_side = was
+    model.train()
+    try:
+        assert np.array_equal(ab.top1([1, 2, 3]), ref) and model.training
+    finally:
+        model.eval()
+    assert np.isnan(C.permutation_p(1.0, [np.nan, np.nan]))

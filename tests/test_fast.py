@@ -213,3 +213,40 @@ def test_capture_with_stop_equals_full_forward(deep, tokenizer):
             for L, name in zip(layers, names):
                 np.testing.assert_allclose(got[L][i], td[name].output[0, pos[i]].numpy(), rtol=1e-4, atol=1e-5)
     assert hooks_attached(deep) == []
+
+
+@pytest.mark.parametrize("outer", [2, 4])        # the block above the lesion, and the last block
+def test_hooks_already_on_the_model_are_respected(deep, tokenizer, outer):
+    """An outer ablation (another with-block) must act on every set: the fast path rebuilds blocks
+    without calling their hooks, so with hooks attached the call takes the full-forward path."""
+    from helpers.lesion import ablate_neurons
+    pos = _positions(tokenizer, TEXTS)
+    sets = _sets(48)
+    plain = ablation_logit_diffs(deep, tokenizer, TEXTS, pos, 1, sets, "him", "her")
+    with ablate_neurons(deep, outer, np.arange(0, 48, 2), verbose=False):
+        with pytest.warns(UserWarning, match="hooks are attached"):
+            got = ablation_logit_diffs(deep, tokenizer, TEXTS, pos, 1, sets, "him", "her")
+        ref = ablation_logit_diffs(deep, tokenizer, TEXTS, pos, 1, sets, "him", "her", fast=False)
+    np.testing.assert_allclose(got, ref, **TOL)
+    assert np.abs(got - plain).max() > 100 * TOL["atol"]            # the outer hook did act
+    assert hooks_attached(deep) == []
+
+
+def test_read_only_hooks_keep_the_fast_path(deep, tokenizer, monkeypatch):
+    """A hook marked observe_only (the bench's timers) does not switch the fast path off."""
+    import warnings
+    calls = []
+    monkeypatch.setattr(fast, "_slow", lambda *a, **k: calls.append(1) or np.zeros((1, 1)))
+
+    def seen(module, args, output):
+        calls.append("seen")
+    seen.observe_only = True
+    pos = _positions(tokenizer, TEXTS)
+    h = deep.bert.encoder.layer[2].output.dense.register_forward_hook(seen)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            out = ablation_logit_diffs(deep, tokenizer, TEXTS, pos, 1, _sets(48), "him", "her")
+    finally:
+        h.remove()
+    assert 1 not in calls and "seen" in calls and out.shape == (4, len(TEXTS))

@@ -96,3 +96,136 @@ def test_tracedict_detach_false_keeps_outputs_in_the_graph(tiny_model, tokenizer
         tiny_model(**enc)
     assert not any(td[n].output.requires_grad for n in names)
     assert hooks_attached(tiny_model) == []
+
+
+# --- re-entry, stop with nested modules, name types ---
+
+def test_building_registers_nothing_and_reentry_raises_without_leaking(tiny_model, tokenizer):
+    enc = _batch(tokenizer, ["She saw him."])
+    name = mlp_module_name(tiny_model, 1, "pre")
+    tr, td = Trace(tiny_model, name), TraceDict(tiny_model, [name, mlp_module_name(tiny_model, 2, "pre")])
+    assert hooks_attached(tiny_model) == []                     # nothing until __enter__
+    for tracer in (tr, td):
+        with pytest.raises(RuntimeError, match=name.replace(".", r"\.")):
+            with tracer:
+                assert len(hooks_attached(tiny_model)) >= 1
+                n_hooks = len(hooks_attached(tiny_model))
+                try:
+                    with tracer:
+                        pass
+                finally:
+                    assert len(hooks_attached(tiny_model)) == n_hooks  # the inner enter registered nothing
+        assert hooks_attached(tiny_model) == []                 # the outer block removed its hooks
+    with tr:                                                    # and the tracer is usable again
+        tiny_model(**enc)
+    assert tr.output is not None and hooks_attached(tiny_model) == []
+
+
+@pytest.mark.parametrize("names", [
+    ["bert.encoder.layer.2.intermediate", "bert.encoder.layer.2.intermediate.dense"],
+    ["bert.encoder.layer.1", "bert.encoder.layer.1.output", "bert.encoder.layer.0.intermediate"],
+])
+def test_tracedict_stop_waits_for_every_traced_module(tiny_model, tokenizer, names):
+    enc = _batch(tokenizer, ["She saw him.", "We met her there today."])
+    with TraceDict(tiny_model, names) as full:
+        tiny_model(**enc)
+    calls = []
+    h = tiny_model.cls.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with TraceDict(tiny_model, names, stop=True) as td:
+            tiny_model(**enc)
+    finally:
+        h.remove()
+    assert calls == []                                          # the forward did end early
+    for n in names:
+        assert td[n].output is not None, n
+        got, want = td[n].output, full[n].output
+        got, want = (got if torch.is_tensor(got) else got[0]), (want if torch.is_tensor(want) else want[0])
+        torch.testing.assert_close(got, want)
+    assert hooks_attached(tiny_model) == []
+
+
+def test_tracedict_accepts_one_name_and_trace_rejects_a_module(tiny_model, tokenizer):
+    name = mlp_module_name(tiny_model, 1, "pre")
+    with TraceDict(tiny_model, name) as td:
+        tiny_model(**_batch(tokenizer, ["She saw him."]))
+    assert list(td) == [name] and td[name].output is not None
+    for bad in (tiny_model.bert.encoder.layer[1].intermediate, 3):
+        with pytest.raises(TypeError, match="named_modules"):
+            Trace(tiny_model, bad)
+        with pytest.raises(TypeError, match="named_modules"):
+            TraceDict(tiny_model, [name, bad])
+    assert hooks_attached(tiny_model) == []
+
+
+# --- mlp_activations: arguments, padding side, train mode, length ---
+
+S3 = ["I saw him.", "We met him at the old station yesterday evening.", "The teacher praised him."]
+
+
+@pytest.mark.parametrize("bad, culprit", [(True, "True"), ([True, 2], "True"), ([0, 2.9], "2.9"), (1.0, "1.0"),
+                                         ("12", "'12'"), ("1", "'1'"), (torch.tensor(1), "tensor(1)"),
+                                         ([3], "3"), (-1, "-1")])
+def test_mlp_activations_rejects_bad_layers(tiny_model, tokenizer, bad, culprit):
+    """No silent conversion (True -> 1, 2.9 -> 2, "12" -> {1, 2}): the error names the value and 0..2."""
+    with pytest.raises((TypeError, ValueError), match=r"0\.\.2") as e:
+        mlp_activations(tiny_model, tokenizer, S3, "him", layers=bad, verbose=False)
+    assert culprit in str(e.value)
+
+
+def test_mlp_activations_accepts_an_int_and_ranges(tiny_model, tokenizer):
+    one = mlp_activations(tiny_model, tokenizer, S3, "him", layers=1, verbose=False)
+    many = mlp_activations(tiny_model, tokenizer, S3, "him", layers=range(3), verbose=False)
+    npi = mlp_activations(tiny_model, tokenizer, S3, "him", layers=np.array([2, 1]), verbose=False)
+    assert set(one) == {1} and set(many) == {0, 1, 2} and set(npi) == {1, 2}
+    np.testing.assert_array_equal(one[1], many[1])
+
+
+def test_mlp_activations_rejects_empty_input_and_bad_batch_size(tiny_model, tokenizer):
+    with pytest.raises(ValueError, match="no sentences"):
+        mlp_activations(tiny_model, tokenizer, [], "him", [0, 1])
+    for bs in (0, -1):
+        with pytest.raises(ValueError, match=f"batch_size.*{bs}"):
+            mlp_activations(tiny_model, tokenizer, S3, "him", [0], batch_size=bs)
+
+
+def test_mlp_activations_reads_a_bare_string_as_one_sentence(tiny_model, tokenizer):
+    lone = mlp_activations(tiny_model, tokenizer, "She saw him.", "him", [0, 2], verbose=False)
+    listed = mlp_activations(tiny_model, tokenizer, ["She saw him."], ["him"], [0, 2], verbose=False)
+    assert lone[2].shape == (1, 48)
+    for L in (0, 2):
+        np.testing.assert_array_equal(lone[L], listed[L])
+
+
+def test_mlp_activations_ignores_the_tokenizer_padding_side(tiny_model, tokenizer):
+    right = mlp_activations(tiny_model, tokenizer, S3, "him", [0, 2], batch_size=8, verbose=False)
+    was = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        left = mlp_activations(tiny_model, tokenizer, S3, "him", [0, 2], batch_size=8, verbose=False)
+        assert tokenizer.padding_side == "left"                 # the caller's setting is restored
+    finally:
+        tokenizer.padding_side = was
+    for L in (0, 2):
+        np.testing.assert_array_equal(left[L], right[L])
+
+
+def test_mlp_activations_runs_in_eval_mode_and_restores_the_mode(tokenizer):
+    from conftest import tiny_bert
+    m = tiny_bert()
+    ref = mlp_activations(m, tokenizer, S3, "him", [1, 2], verbose=False)
+    m.train()
+    a = mlp_activations(m, tokenizer, S3, "him", [1, 2], verbose=False)
+    b = mlp_activations(m, tokenizer, S3, "him", [1, 2], verbose=False)
+    assert m.training and all(mod.training for mod in m.modules())
+    for L in (1, 2):
+        np.testing.assert_array_equal(a[L], b[L])
+        np.testing.assert_array_equal(a[L], ref[L])
+
+
+def test_mlp_activations_names_a_sentence_longer_than_the_model(tiny_model, tokenizer):
+    long = "She saw him " + "very " * 200 + "late."
+    n = len(tokenizer(long)["input_ids"])
+    with pytest.raises(ValueError, match=rf"sentence 1 .*{n} tokens.*max_position_embeddings.*128"):
+        mlp_activations(tiny_model, tokenizer, ["She saw him.", long, "He saw him."], "him", [0, 2])
+    assert hooks_attached(tiny_model) == []

@@ -48,6 +48,8 @@ def contrast_files(draw):
         end = draw(punct)
         x = " ".join(words[:at] + [a] + words[at:]) + end
         y = " ".join(words[:at] + [b] + words[at:]) + end
+        if (x, y) in pairs:                       # a repeated pair is an error (tested elsewhere)
+            continue
         pairs.append((x, y))
         lines.append(f"pair\t{x}\t{y}")
         if draw(st.booleans()):

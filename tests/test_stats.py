@@ -4,7 +4,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import fdrcorrection
 
-from helpers.stats import cohens_dz, fdr, paired_ttest_fdr, paired_wilcoxon
+from helpers.stats import cohens_dz, fdr, holm, paired_ttest_fdr, paired_wilcoxon
 
 
 def planted(n=40, m=300, k=30, effect=1.5, seed=0):
@@ -81,3 +81,16 @@ def test_effect_sizes_and_wilcoxon():
     assert (d[:30] > 0.8).all() and (d[30:60] < -0.8).all()
     p = paired_wilcoxon(a, b)
     assert (p[:30] < 1e-3).all() and np.median(p[60:]) > 0.2
+
+
+def test_holm_matches_statsmodels_and_a_hand_example():
+    from statsmodels.stats.multitest import multipletests
+    # sorted 0.01 x 3 = 0.03; 0.03 x 2 = 0.06; 0.04 x 1 = 0.04 -> raised to 0.06 (step-down monotone)
+    assert np.allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        p = rng.random(rng.integers(1, 12)) ** 3
+        assert np.allclose(holm(p), multipletests(p, method="holm")[1])
+    out = holm([0.5, np.nan, 0.01])                   # NaN stays NaN and is not counted
+    assert np.isnan(out[1]) and np.allclose(out[[0, 2]], [0.5, 0.02])
+    assert holm([0.9, 0.8]).max() <= 1.0 and holm([]).shape == (0,)

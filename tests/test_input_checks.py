@@ -1,0 +1,276 @@
+"""Inputs that used to be read silently and wrongly: each is now right or an error naming the culprit.
+
+lesion: padding side and train mode, 0/1 integer masks, [UNK] words, empty/str texts, positions.
+stats: p outside [0, 1], the zero-variance cut-off under rescaling, Wilcoxon p per column.
+stimuli: '#:' after data, a == b, duplicate pairs, folders, "name.tsv".
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats as st
+
+from helpers.hooks import Trace, hooks_attached
+from helpers.lesion import ablate_neurons, logits_at, masked_logits, neuron_index, word_ids
+from helpers.models import mlp_module_name
+from helpers.stats import fdr, paired_ttest_fdr, paired_wilcoxon
+from helpers.stimuli import CONTRASTS, StimulusError, list_contrasts, load_contrast
+
+TEXTS = ["She gave [MASK] a book.", "We thanked [MASK].", "They told [MASK] everything about the long trip."]
+HEADER = "#: name = test\n#: a = him\n#: b = her\n"
+PAIR = "pair\tThe dog followed him home.\tThe dog followed her home.\n"
+
+
+def _n_tokens(tok, text):
+    return len(tok(text)["input_ids"])
+
+
+def _mask_pos(tok, text):
+    return tok(text.replace("[MASK]", tok.mask_token))["input_ids"].index(tok.mask_token_id)
+
+
+# --- 1. padding side and train mode -------------------------------------------------------------
+
+def test_left_padding_gives_the_same_logits_and_is_restored(tiny_model, tokenizer):
+    words = ["him", "her"]
+    per_text = [[_mask_pos(tokenizer, t), 1] for t in TEXTS]
+    was = tokenizer.padding_side
+    try:
+        tokenizer.padding_side = "right"
+        ml_r = masked_logits(tiny_model, tokenizer, TEXTS, words)
+        la_r = logits_at(tiny_model, tokenizer, TEXTS, per_text, words)
+        tokenizer.padding_side = "left"
+        ml_l = masked_logits(tiny_model, tokenizer, TEXTS, words)
+        la_l = logits_at(tiny_model, tokenizer, TEXTS, per_text, words)
+        assert tokenizer.padding_side == "left"
+    finally:
+        tokenizer.padding_side = was
+    np.testing.assert_allclose(ml_l, ml_r, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(la_l, la_r, rtol=1e-5, atol=1e-5)
+    alone = masked_logits(tiny_model, tokenizer, TEXTS[1:2], words)      # the short text, no padding at all
+    np.testing.assert_allclose(ml_l[1], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_left_in_train_mode_gives_deterministic_logits(tokenizer):
+    from conftest import tiny_bert
+    model = tiny_bert(seed=3)                  # dropout 0.1: train mode would change every call
+    ref = masked_logits(model, tokenizer, TEXTS, ["him"])
+    model.train()
+    one = masked_logits(model, tokenizer, TEXTS, ["him"])
+    two = masked_logits(model, tokenizer, TEXTS, ["him"])
+    assert model.training                      # the mode is restored
+    np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(one, ref, rtol=1e-6, atol=1e-6)
+
+
+# --- 2. neuron indices --------------------------------------------------------------------------
+
+def test_integer_0_1_mask_is_an_error_not_the_indices_0_and_1(tiny_model):
+    mask = np.zeros(48, bool)
+    mask[[10, 20, 30]] = True
+    with pytest.raises(ValueError, match=r"looks like a 0/1 mask.*bool array.*np\.flatnonzero"):
+        neuron_index(mask.astype(int), 48, layer=1)
+    with pytest.raises(ValueError, match="in layer 1 is an integer array of 48 zeros and ones"):
+        with ablate_neurons(tiny_model, 1, mask.astype(int)):
+            pass
+    assert hooks_attached(tiny_model) == []
+    assert neuron_index(mask, 48).tolist() == [10, 20, 30]                       # still: bool masks
+    assert neuron_index([0, 1], 48).tolist() == [0, 1]                           # still: short index lists
+    assert neuron_index(np.array([1, 0, 1]), 48).tolist() == [0, 1]
+    assert neuron_index({30, 10, 20}, 48).tolist() == [10, 20, 30]               # a set: indices, sorted
+    assert neuron_index(torch.tensor([5, 2]), 48).tolist() == [2, 5]
+    with pytest.raises(IndexError, match="neuron index 48 is out of range"):
+        neuron_index({1, 48}, 48)
+
+
+# --- 3. words the tokenizer does not know -------------------------------------------------------
+
+def test_unknown_word_is_named_not_read_as_unk(tiny_model, tokenizer):
+    assert tokenizer.tokenize("☃") == [tokenizer.unk_token]
+    with pytest.raises(ValueError, match="the word '☃' is not in the vocabulary"):
+        word_ids(tokenizer, ["him", "☃"])
+    with pytest.raises(ValueError, match="the word '☃' is not in the vocabulary"):
+        masked_logits(tiny_model, tokenizer, ["She saw [MASK]."], ["☃"])
+    with pytest.raises(StimulusError, match=r"the word 'Ximena' is 3 tokens"):    # split words: as before
+        word_ids(tokenizer, ["Ximena"])
+    assert word_ids(tokenizer, ["him", "her"]) == tokenizer.convert_tokens_to_ids(["him", "her"])
+
+
+# --- 4. texts and positions of the readers ------------------------------------------------------
+
+def test_no_texts_and_a_single_string(tiny_model, tokenizer):
+    with pytest.raises(ValueError, match="no texts"):
+        masked_logits(tiny_model, tokenizer, [], ["him"])
+    with pytest.raises(ValueError, match="no texts"):
+        logits_at(tiny_model, tokenizer, [], [1], ["him"])
+    one = masked_logits(tiny_model, tokenizer, "She saw [MASK].", ["him", "her"])
+    assert one.shape == (1, 1, 2)
+    np.testing.assert_array_equal(one, masked_logits(tiny_model, tokenizer, ["She saw [MASK]."], ["him", "her"]))
+    at = logits_at(tiny_model, tokenizer, "She saw [MASK].", [3], ["him"])
+    np.testing.assert_array_equal(at[0, 0], one[0, 0, :1])
+    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, "She saw [MASK].", 3, "him"), at)  # a str word: one word
+
+
+def test_positions_flat_for_all_texts_nested_per_text(tiny_model, tokenizer):
+    pos = [_mask_pos(tokenizer, t) for t in TEXTS]
+    per_text = logits_at(tiny_model, tokenizer, TEXTS, [[p] for p in pos], ["him"])
+    assert per_text.shape == (3, 1, 1)
+    for i, t in enumerate(TEXTS):
+        np.testing.assert_allclose(per_text[i], logits_at(tiny_model, tokenizer, [t], [pos[i]], ["him"])[0],
+                                   rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(per_text, masked_logits(tiny_model, tokenizer, TEXTS, ["him"]), rtol=1e-5, atol=1e-5)
+    shared = logits_at(tiny_model, tokenizer, TEXTS, [1, 2], ["him"])             # flat: tokens 1 and 2 of every text
+    assert shared.shape == (3, 2, 1)
+    for p in (np.array([1, 2]), torch.tensor([1, 2])):
+        np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, p, ["him"]), shared)
+    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, np.array([[1, 2]] * 3), ["him"]), shared)
+
+
+def test_positions_outside_a_text_name_the_text_and_the_range(tiny_model, tokenizer):
+    n1 = _n_tokens(tokenizer, TEXTS[1])
+    with pytest.raises(ValueError, match=re.escape(f"text 0 {TEXTS[0]!r}: position -1 is outside its")):
+        logits_at(tiny_model, tokenizer, TEXTS, [-1], ["him"])
+    # inside the padded batch but past the short text 1: its padding, not a token of it
+    with pytest.raises(ValueError, match=re.escape(f"text 1 {TEXTS[1]!r}: position {n1} is outside its {n1} "
+                                                   f"tokens (valid 0..{n1 - 1})")):
+        logits_at(tiny_model, tokenizer, TEXTS, [n1], ["him"])
+    with pytest.raises(IndexError, match=r"text 2 .*position 40 .*valid 0\.\."):  # also an IndexError, as before
+        logits_at(tiny_model, tokenizer, TEXTS, [[1], [1], [40]], ["him"])
+    # one int per text written flat: out of range in some text, and the message says how to write it per text
+    with pytest.raises(ValueError, match=re.escape("for one position per text write [[5], [3], [8]]")):
+        logits_at(tiny_model, tokenizer, TEXTS, [5, 3, 8], ["him"])
+    with pytest.raises(ValueError, match="positions for text 1 has 2 entries but text 0 has 1"):
+        logits_at(tiny_model, tokenizer, TEXTS, [[1], [1, 2], [3]], ["him"])
+
+
+# --- 5. ablate_neurons positions ------------------------------------------------------------------
+
+@pytest.mark.parametrize("positions, row", [(-1, 0), (100, 0), ([1, 100], 1), ([[2], [-2]], 1),
+                                            (torch.tensor(-1), 0), (np.array([3, 9]), 1)])
+def test_ablation_positions_outside_the_sequence_name_the_row(tiny_model, tokenizer, positions, row):
+    enc = tokenizer(["She saw him.", "He told him a story."], return_tensors="pt", padding=True)
+    seq = enc["input_ids"].shape[1]
+    assert seq == 8
+    with pytest.raises(ValueError, match=rf"row {row}: position -?\d+ is outside the sequence of {seq} tokens"):
+        with ablate_neurons(tiny_model, 1, [1, 2], positions=positions):
+            tiny_model(**enc)
+    assert hooks_attached(tiny_model) == []
+
+
+@pytest.mark.parametrize("positions, same_as", [(torch.tensor([1, 2]), [1, 2]), (np.array([1, 2]), [1, 2]),
+                                                (torch.tensor(2), 2), (np.int64(2), 2),
+                                                ([torch.tensor(1), np.array([2, 3])], [1, [2, 3]])])
+def test_ablation_positions_as_arrays_and_tensors(tiny_model, tokenizer, positions, same_as):
+    enc = tokenizer(["She saw him.", "He told him a story."], return_tensors="pt", padding=True)
+    name = mlp_module_name(tiny_model, 1, "post")
+
+    def run(pos):
+        with ablate_neurons(tiny_model, 1, [4, 7], positions=pos):
+            with Trace(tiny_model, name) as t:
+                tiny_model(**enc)
+        return t.output
+
+    got, ref = run(positions), run(same_as)
+    assert torch.equal(got, ref) and hooks_attached(tiny_model) == []
+    rows = [same_as] * 2 if isinstance(same_as, int) else same_as
+    for r, p in enumerate(rows):
+        assert (got[r, p][..., [4, 7]] == 0).all()
+
+
+# --- 6-7, 9. statistics ---------------------------------------------------------------------------
+
+def test_fdr_rejects_p_outside_0_1_and_names_it():
+    with pytest.raises(ValueError, match=r"p\[0\] = -0\.2 .*2 of 3 values are outside \[0, 1\]"):
+        fdr([-0.2, 1.5, 0.01])
+    with pytest.raises(ValueError, match=r"p\[1\] = 1\.5"):
+        fdr([0.2, 1.5, 0.01])
+    with pytest.raises(ValueError, match=r"p\[0, 1\] = inf"):
+        fdr(np.array([[0.1, np.inf]]))
+    rej, adj = fdr([0.0, 1.0, np.nan, 0.01])                                     # bounds and NaN: fine
+    assert rej.tolist() == [True, False, False, True] and np.isnan(adj[2]) and (adj[[0, 1, 3]] >= 0).all()
+
+
+def test_zero_variance_cut_off_does_not_depend_on_the_data_scale():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(30, 6))
+    b = a - rng.normal(0.5, 1.0, size=(30, 6))
+    b[:, 1] = a[:, 1] - 1.0            # constant shift: zero variance
+    a[:, 2] = b[:, 2] = 0.0            # dead neuron
+    b[:, 3] = a[:, 3]                  # no difference
+    ref = paired_ttest_fdr(a, b)
+    assert ref.n_excluded == 3 and np.isnan(ref.t[[1, 2, 3]]).all() and np.isfinite(ref.t[[0, 4, 5]]).all()
+    for s in (1e-13, 1e-6, 1e6):
+        r = paired_ttest_fdr(a * s, b * s)
+        assert r.n_excluded == ref.n_excluded, s
+        np.testing.assert_allclose(r.t, ref.t, rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(r.p, ref.p, rtol=1e-9, equal_nan=True)
+        np.testing.assert_array_equal(r.significant, ref.significant)
+        np.testing.assert_allclose(r.d, ref.d, rtol=1e-9, equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [10, 20, 60])
+def test_wilcoxon_p_of_a_neuron_does_not_depend_on_its_neighbours(n):
+    rng = np.random.default_rng(n)
+    a = rng.normal(size=(n, 3))
+    b = a + rng.normal(0.6, 1.0, size=(n, 3))
+    b[0, 1] = a[0, 1]                                  # neuron 1: one zero difference
+    b[:, 2] = a[:, 2] - np.round(rng.normal(0.5, 1.0, n), 0) - 0.5   # neuron 2: tied differences
+    both = paired_wilcoxon(a, b)
+    for j in range(3):
+        alone = paired_wilcoxon(a[:, [j]], b[:, [j]])[0]
+        assert both[j] == pytest.approx(alone, rel=1e-12, abs=0), j
+        assert alone == pytest.approx(st.wilcoxon(a[:, j] - b[:, j]).pvalue, rel=1e-12, abs=0), j
+
+
+def test_wilcoxon_small_n_with_ties_is_the_exact_sign_flip_p():
+    d = np.array([[1., 1], [2, 0], [3, 0], [1, 0], [2, 0], [2, 1]])
+    p = paired_wilcoxon(d, np.zeros_like(d))
+    assert p[0] == pytest.approx(st.wilcoxon(d[:, 0]).pvalue, rel=1e-12)
+    assert p[1] == pytest.approx(st.wilcoxon(d[:, 1]).pvalue, rel=1e-12)
+    assert p[0] == pytest.approx(2 / 64, rel=1e-12)     # all 6 positive: 1 of the 64 sign patterns, two-sided
+    assert np.isnan(paired_wilcoxon(np.zeros((5, 1)), np.zeros((5, 1)))[0])
+
+
+# --- 8. contrast files ----------------------------------------------------------------------------
+
+def _write(tmp_path, body, name="mine.tsv"):
+    f = tmp_path / name
+    f.write_text(body, encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize("body, msg", [
+    (HEADER + PAIR + "#: a = me\npair\tThe dog followed me home.\tThe dog followed her home.\n",
+     r"^mine\.tsv:5: '#: a = \.\.\.' comes after the first pair/test line \(mine\.tsv:4\)"),
+    (HEADER + PAIR + "#: description = late\n", r"^mine\.tsv:5: '#: description = \.\.\.' comes after"),
+    ("#: a = him\n#: b = Him\n" + PAIR.replace("her", "him"),
+     r"^mine\.tsv:2: a and b are both 'Him'; a contrast needs two different target words"),
+    (HEADER + PAIR + "pair\tWe met him.\tWe met her.\n" + PAIR,
+     r"^mine\.tsv:6: this pair repeats line 4 \(mine\.tsv:4\)"),
+])
+def test_contrast_file_errors_name_file_and_line(tmp_path, body, msg):
+    with pytest.raises(StimulusError, match=msg):
+        load_contrast(_write(tmp_path, body))
+
+
+def test_contrast_folder_and_bare_file_name(tmp_path):
+    with pytest.raises(StimulusError, match=r"is a folder, not a contrast file.*him_her\.tsv"):
+        load_contrast(CONTRASTS)
+    with pytest.raises(StimulusError, match="is a folder, not a contrast file"):
+        load_contrast(tmp_path)
+    by_name = load_contrast("him_her")
+    with_ext = load_contrast("him_her.tsv")
+    assert (with_ext.a, with_ext.b, with_ext.pairs, with_ext.tests) == (by_name.a, by_name.b, by_name.pairs,
+                                                                         by_name.tests)
+    with pytest.raises(StimulusError, match="No contrast file 'him_hre.tsv'. Shipped sets: "):
+        load_contrast("him_hre.tsv")
+
+
+@pytest.mark.parametrize("name", list_contrasts())
+def test_every_shipped_contrast_still_loads(name):
+    c = load_contrast(name)
+    assert c.pairs and c.a.lower() != c.b.lower() and len(set(c.pairs)) == len(c.pairs)
+    assert load_contrast(f"{name}.tsv").pairs == c.pairs
