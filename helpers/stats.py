@@ -27,8 +27,15 @@ METHODS = {"bh": "indep", "by": "negcorr"}
 _SCIPY = tuple(int(x) for x in scipy.__version__.split(".")[:2])   # wilcoxon's method names changed in 1.13
 
 
+def _as_array(x) -> np.ndarray:
+    """float64 array from a list, array or torch tensor (detached, on the CPU)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
 def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a, b = _as_array(a), _as_array(b)
     if a.ndim == 1:
         a, b = a[:, None], b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2:

@@ -94,3 +94,12 @@ def test_holm_matches_statsmodels_and_a_hand_example():
     out = holm([0.5, np.nan, 0.01])                   # NaN stays NaN and is not counted
     assert np.isnan(out[1]) and np.allclose(out[[0, 2]], [0.5, 0.02])
     assert holm([0.9, 0.8]).max() <= 1.0 and holm([]).shape == (0,)
+
+
+def test_torch_tensors_with_grad_are_accepted():
+    import torch
+    a, b = planted(n=20, m=30)
+    ta = torch.tensor(a, requires_grad=True)
+    res = paired_ttest_fdr(ta, torch.tensor(b))
+    np.testing.assert_allclose(res.t, paired_ttest_fdr(a, b).t)
+    np.testing.assert_allclose(cohens_dz(ta, b), cohens_dz(a, b))
