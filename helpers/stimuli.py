@@ -94,8 +94,8 @@ def _contrast_path(name_or_path: str | Path) -> Path:
 def load_contrast(name_or_path: str | Path) -> Contrast:
     """Read a contrast file: a shipped name ("him_her" or "him_her.tsv") or a path. Checks every line.
 
-    Errors name file:line: '#:' lines after the first pair/test line, a == b, a pair that
-    repeats an earlier line, and every rule of data/README.md.
+    Errors name file:line: '#:' lines after the first pair/test line or set twice, a == b, a pair
+    or test text that repeats an earlier line, and every rule of data/README.md.
     """
     path = _contrast_path(name_or_path)
     meta: dict[str, str] = {}
@@ -126,6 +126,9 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
                                     f"({path.name}:{first_data}); put every '#:' line at the top of the file")
             if k in ("a", "b") and (not v or len(v.split()) != 1):
                 raise StimulusError(f"{where}: '#: {k} = <word>' needs one word, got {v!r}")
+            if k in meta:
+                raise StimulusError(f"{where}: '#: {k}' is set twice (first at {path.name}:{meta_line[k]}); "
+                                    f"keep one")
             meta[k], meta_line[k] = v, no
             continue
         fields = line.split("\t")
@@ -165,6 +168,11 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
                 raise StimulusError(f"{where}: a test text needs exactly one {MASK}, found {x.count(MASK)}: {x!r}")
             if y not in (meta["a"], meta["b"]):
                 raise StimulusError(f"{where}: expected answer {y!r} must be {meta['a']!r} or {meta['b']!r}")
+            key = (" ".join(x.split()), "test")
+            if key in seen:
+                raise StimulusError(f"{where}: this test text repeats line {seen[key]} ({path.name}:{seen[key]}): "
+                                    f"{x!r}")
+            seen[key] = no
             tests.append((x, y))
     if not pairs:
         raise StimulusError(f"{path}: no 'pair' lines (is the file empty or not tab-separated?)")

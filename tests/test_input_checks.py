@@ -250,6 +250,9 @@ def _write(tmp_path, body, name="mine.tsv"):
      r"^mine\.tsv:2: a and b are both 'Him'; a contrast needs two different target words"),
     (HEADER + PAIR + "pair\tWe met him.\tWe met her.\n" + PAIR,
      r"^mine\.tsv:6: this pair repeats line 4 \(mine\.tsv:4\)"),
+    ("#: a = him\n" + HEADER + PAIR, r"^mine\.tsv:\d: '#: a' is set twice \(first at mine\.tsv:1\)"),
+    (HEADER + PAIR + "test\tWe saw [MASK] there.\ther\ntest\tWe  saw [MASK] there.\ther\n",
+     r"^mine\.tsv:6: this test text repeats line 5 \(mine\.tsv:5\)"),
 ])
 def test_contrast_file_errors_name_file_and_line(tmp_path, body, msg):
     with pytest.raises(StimulusError, match=msg):
