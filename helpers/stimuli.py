@@ -101,7 +101,7 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
     meta: dict[str, str] = {}
     meta_line: dict[str, int] = {}
     first_data = 0                                        # line of the first pair/test line
-    seen: dict[tuple[str, str], int] = {}                 # pair -> its line
+    seen: dict[tuple[str, str], int] = {}                 # pair (or test text) -> its line
     pairs, tests = [], []
     raw_bytes = path.read_bytes()
     try:
