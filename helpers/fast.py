@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .hooks import StopForward
+from .hooks import StopForward, eval_mode, hooks_attached
 from .lesion import ablate_neurons, logits_at, neuron_index, word_ids
 from .models import block_module_name, check_layer, n_neurons
 
@@ -69,7 +69,7 @@ def clean_logit_diffs(model, tokenizer, texts: Sequence[str], positions, target:
     """logit(target) - logit(foil) at token positions[i] of texts[i], no ablation: array [n_texts]."""
     texts, positions = _check_texts(tokenizer, texts, positions)
     out = np.empty(len(texts), dtype=np.float32)
-    with torch.no_grad(), _eval(model):
+    with torch.no_grad(), eval_mode(model):
         for group in _groups(tokenizer, texts, TEXTS_PER_GROUP):
             lg = logits_at(model, tokenizer, [texts[i] for i in group], [[positions[i]] for i in group],
                            [target, foil])
@@ -92,7 +92,8 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     batch_size: sequences (sets x texts) per forward chunk; None picks one from a memory budget.
     fast: False computes the same numbers the straightforward way (a full hooked forward per set).
     Hooks already attached to the model (an outer ablate_neurons, a Trace) are respected: the call
-    then takes the fast=False path, with a warning. Assumes dropout is off (the model is switched to eval mode for the call and switched back).
+    then takes the fast=False path, with a warning. Assumes dropout is off (the model is switched
+    to eval mode for the call and switched back).
     """
     layer = check_layer(model, layer)
     if mode not in FAST_MODES:
@@ -111,10 +112,8 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     ids = word_ids(tokenizer, [target, foil])
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of sequences, got {batch_size}")
-    with torch.no_grad(), _eval(model):
-        if fast and supports_fast(model) and _hooked(model):
-            fast = False
-        if not fast or not supports_fast(model):
+    with torch.no_grad(), eval_mode(model):
+        if not fast or not supports_fast(model) or _hooked(model):
             return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
         out = np.empty((len(masks), len(texts)), dtype=np.float32)
         shared: dict = {}
@@ -129,9 +128,7 @@ def _hooked(model) -> bool:
     """True (with a warning) when hooks are attached to the model: the fast path rebuilds blocks from
     their weights instead of calling them, so it would skip those hooks; the slow path runs them.
     Hooks that only read (a function with `observe_only = True`, as the bench's timers) are let through."""
-    found = [(name, kind) for name, m in model.named_modules()
-             for kind in ("_forward_hooks", "_forward_pre_hooks")
-             for fn in getattr(m, kind, {}).values() if not getattr(fn, "observe_only", False)]
+    found = hooks_attached(model, observers=False)
     if found:
         import warnings
         names = ", ".join(sorted({n for n, _ in found})[:4]) + (", ..." if len(found) > 4 else "")
@@ -512,20 +509,6 @@ def _as_tensor(output):
 
 
 # --- argument checks ---------------------------------------------------------------------------
-
-class _eval:
-    """Eval mode (dropout off) inside the block, the previous mode restored after it."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __enter__(self):
-        self.was = self.model.training
-        self.model.eval()
-
-    def __exit__(self, *exc):
-        self.model.train(self.was)
-
 
 def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
     """Neuron sets as a bool array [n_sets, width]."""

@@ -178,12 +178,13 @@ class right_padding:
             self.tokenizer.padding_side = self.was
 
 
-def hooks_attached(model: torch.nn.Module) -> list[tuple[str, str]]:
-    """Every forward/pre-forward/backward hook still registered on any module of `model`."""
+def hooks_attached(model: torch.nn.Module, observers: bool = True) -> list[tuple[str, str]]:
+    """Every forward/pre-forward/backward hook still registered on any module of `model`.
+    observers=False leaves out hooks that only read (a function marked `fn.observe_only = True`)."""
     found = []
     for name, m in model.named_modules():
         for kind in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            if getattr(m, kind, None):
+            if any(observers or not getattr(fn, "observe_only", False) for fn in getattr(m, kind, {}).values()):
                 found.append((name or "<root>", kind.strip("_")))
     return found
 

@@ -88,11 +88,8 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     ax0.set_title(f"{part3.model_label}, layer {part3.layer}: change after {part3.mode}-ablating "
                   f"'{p2.slot_words[0]}' neurons at its slot and '{p2.slot_words[1]}' neurons at its slot",
                   fontsize=10)
-    # masked text 1 + j has word j's slot masked; the choice there is word j vs the other word
-    n = len(p2.slot_words)
-    diff = lambda lg: np.array([lg[1 + j, j, j] - lg[1 + j, j, 1 - j] for j in range(n)])  # noqa: E731
-    before, after = diff(p2.logits), diff(part3.logits)
-    x = np.arange(n)
+    before, after = (np.array(v) for v in zip(*[(b, a) for _, _, b, a in part3.logit_diffs()]))
+    x = np.arange(len(before))
     ax1.bar(x - 0.2, before, 0.38, color=COLORS["other"], edgecolor="k", lw=0.5, label="clean")
     ax1.bar(x + 0.2, after, 0.38, color=[COLORS["b"] if w == p2.contrast.b else COLORS["a"] for w in p2.slot_words],
             edgecolor="k", lw=0.5, label="ablated")

@@ -203,7 +203,8 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
                          "slot masked.", _png(figs["2_clean_logits"]))]),
         Section(f"Part 3: lesion the neurons ({mode} ablation)", p3.summary(), [
             ReportFigure("Ablation effect", "Clean minus ablated logits (positive: the ablation lowered the logit), "
-                         "and the choice itself, logit(right) minus logit(wrong) at each [MASK], before vs after.", _png(figs["3_ablation_effect"]))]),
+                         "and the choice itself, logit(right) minus logit(wrong) at each [MASK], before vs after.",
+                         _png(figs["3_ablation_effect"]))]),
     ]
     if controls:
         log(f"report: control lesion tests ({n_draws} random sets)")
