@@ -62,9 +62,14 @@ def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
             for k in range(values.shape[2]):
                 ax.bar(x0 + (k - 0.5) * 0.45, values[i, j, k], width=0.42, color=colors[k], edgecolor="k", lw=0.5,
                        label=f"logit of '{w[k]}'" if (i, j) == (0, 0) else None)
+    # two-level axis: the slot under each pair of bars, the text under each group
     ticks = [i * 3 + j * 1.1 for i in range(values.shape[0]) for j in range(values.shape[1])]
-    ax.set_xticks(ticks, [f"{labels[i]}\nread at '{part2.slot_words[j]}' slot" for i in range(values.shape[0])
+    ax.set_xticks(ticks, [f"'{part2.slot_words[j]}' slot" for _ in range(values.shape[0])
                           for j in range(values.shape[1])], fontsize=8)
+    groups = ax.secondary_xaxis("bottom")
+    groups.set_xticks([i * 3 + 0.55 for i in range(values.shape[0])],
+                      [f"\n\n{'clean text' if i == 0 else labels[i]}" for i in range(values.shape[0])], fontsize=9)
+    groups.tick_params(length=0)
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))   # outside: no bar hidden
@@ -92,7 +97,7 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     x = np.arange(len(before))
     ax1.bar(x - 0.2, before, 0.38, color=COLORS["other"], edgecolor="k", lw=0.5, label="clean")
     ax1.bar(x + 0.2, after, 0.38, color=[COLORS["b"] if w == p2.contrast.b else COLORS["a"] for w in p2.slot_words],
-            edgecolor="k", lw=0.5, label="ablated")
+            edgecolor="k", lw=0.5)
     for xi, b, a in zip(x, before, after):
         ax1.annotate(f"{b:+.2f} → {a:+.2f}", (xi, max(b, a, 0)), textcoords="offset points", xytext=(0, 4),
                      ha="center", fontsize=8)
@@ -101,7 +106,13 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     ax1.set(ylabel="logit(right) − logit(wrong)", ylim=(min(0, before.min(), after.min()) * 1.15 - 0.1,
                                                          max(0, before.max(), after.max()) * 1.25 + 0.1),
             title="the choice at each [MASK] (> 0: right word wins)")
-    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    # the ablated bars take the colour of the word at their slot: one legend entry per colour
+    from matplotlib.patches import Patch
+    handles = [Patch(facecolor=COLORS["other"], edgecolor="k", lw=0.5, label="clean")] + \
+        [Patch(facecolor=COLORS["b"] if w == p2.contrast.b else COLORS["a"], edgecolor="k", lw=0.5,
+               label=f"'{w}' neurons zeroed" if part3.mode == "zero" else f"'{w}' neurons ablated ({part3.mode})")
+         for w in p2.slot_words]
+    ax1.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 

@@ -370,8 +370,10 @@ def test_plots_name_the_model(tiny_setup):
             P.layer_sweep(sweep, counts_only), P.layer_sweep(counts_only), P.criteria(C.compare_criteria(a, b), "tiny-bert", 2),
             P.selection_comparison(sel, sel, 2, "her", {"pronoun": r, "mask": r}),
             P.heldout(C.heldout_selection(a, b, k=4), None, "tiny-bert", 2)]
+    from test_plots import legend_colours_missing, tick_label_overlaps
     for f in figs:
         assert any("tiny-bert" in ax.get_title() for ax in f.axes)
+        assert tick_label_overlaps(f) == [] and legend_colours_missing(f) == []
         plt.close(f)
 
 
