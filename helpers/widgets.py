@@ -478,7 +478,7 @@ class Explorer:
                             va="bottom" if vals[m, k] >= 0 else "top", fontsize=8)
                 ticks.append(x0)
                 win = (a, b)[int(np.argmax(vals[m]))]
-                labels.append(f"{MASK} {m + 1} {when}\n{a} \u2212 {b} = {vals[m, 0] - vals[m, 1]:+.2f}: '{win}' wins")
+                labels.append(f"{MASK} {m + 1} {when}\n'{win}' wins by {abs(vals[m, 0] - vals[m, 1]):.2f}")
         ax.set_xticks(ticks, labels, fontsize=8)
         ax.axhline(0, color="k", lw=0.5)
         ax.set_ylabel("logit at the [MASK]")

@@ -17,15 +17,17 @@ from helpers import plots  # noqa: E402
 
 
 def tick_label_overlaps(fig) -> list[tuple[str, str]]:
-    """Pairs of x tick labels (main and secondary x axes) whose drawn boxes overlap."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+    """Pairs of x tick labels (main and secondary x axes) whose drawn boxes come within 6 px."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)  # a bare Figure too
+    canvas.draw()
+    renderer = canvas.get_renderer()
     bad = []
     for ax in fig.axes:
         axes = [ax] + [c for c in ax.child_axes]
         for a in axes:
             labels = [t for t in a.get_xticklabels() if t.get_text() and t.get_visible()]
-            boxes = [t.get_window_extent(renderer) for t in labels]
+            boxes = [t.get_window_extent(renderer).padded(3) for t in labels]   # 3 px apart at least
             for i in range(len(boxes)):
                 for j in range(i + 1, len(boxes)):
                     if boxes[i].overlaps(boxes[j]):

@@ -277,6 +277,13 @@ def test_figure_names_the_model_and_shows_the_ablated_neurons(explorer):
     assert "tiny-bert" in ax_t.get_title() and "tiny-bert" in ax_l.get_title()
     assert any(t.get_text().startswith("ablated") for t in ax_t.get_legend().get_texts())
     assert "[MASK]" in ax_l.get_title()
+    from test_plots import legend_colours_missing, tick_label_overlaps
+    # a sentence with two [MASK]s: four labelled bar groups, drawn at the panel's dpi
+    explorer.w_sentence.value = "The nurse told the doctor that [MASK] had called, and he thanked [MASK] twice."
+    fig = explorer.figure()
+    fig.set_dpi(80)
+    assert len(fig.axes[1].get_xticklabels()) == 4
+    assert tick_label_overlaps(fig) == [] and legend_colours_missing(fig) == []
 
 
 def test_unavailable_start_model_falls_back_to_the_stand_in_and_says_so(model, tokenizer):
