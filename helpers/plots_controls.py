@@ -7,6 +7,7 @@
     layer_sweep(sweep, other=None)           share of neurons passing FDR, and lesion effect, per layer
     selection_comparison(sel_p, sel_m, layer, word, results)  t at the pronoun vs at the [MASK]; both lesions
     heldout(ho, hol)                         in-sample vs held-out effect sizes and lesion effects
+    lesion_tests(results, p_adjusted, name)  several lesion tests side by side, each against its own null
 
 Every title names the model (and layer) the numbers came from.
 """
@@ -104,6 +105,32 @@ def modes(results: dict, figsize=(7, 4.2)) -> Figure:
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlim=(-0.6, len(results) - 0.1), ylabel=f"mean drop in logit({first.target}) - logit({first.foil})",
            title=f"{first.model_label}, layer {first.layer}: {first.n_neurons} {first.label}, three ablations")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def lesion_tests(results: dict, p_adjusted=None, adjusted_name: str = "adjusted", figsize=(10, 4.2)) -> Figure:
+    """One column per lesion test (results: {label: LesionResult}, e.g. one per contrast and word): the
+    chosen set's drop (diamond) over its random sets' band, annotated with p and, where given, the
+    p adjusted for the whole family (p_adjusted: one per result, e.g. stats.holm; adjusted_name
+    labels it, e.g. "Holm")."""
+    if not results:
+        raise ValueError("lesion_tests needs at least one result")
+    if p_adjusted is not None and len(p_adjusted) != len(results):
+        raise ValueError(f"{len(results)} results but {len(p_adjusted)} adjusted p-values")
+    fig, ax = plt.subplots(figsize=figsize)
+    first = next(iter(results.values()))
+    for i, (name, r) in enumerate(results.items()):
+        _null_column(ax, i, r, label="chosen set" if i == 0 else None)
+        note = f"p={_p(r.p)}" + (f"\n{adjusted_name} {_p(p_adjusted[i])}" if p_adjusted is not None else "")
+        ax.text(i + 0.18, r.observed, note, fontsize=8, va="center")
+    ax.set_xticks(range(len(results)), [str(n) for n in results], fontsize=8)
+    ax.axhline(0, color="k", lw=0.5)
+    layers = sorted({r.layer for r in results.values()})
+    where = f"layer {layers[0]}" if len(layers) == 1 else "layers " + ", ".join(map(str, layers))
+    ax.set(xlim=(-0.6, len(results) - 0.2), ylabel="mean drop in logit(expected) - logit(other)",
+           title=f"{first.model_label}, {where}: {first.mode}-ablating each word's neurons at its [MASK]s")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

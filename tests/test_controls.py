@@ -369,7 +369,12 @@ def test_plots_name_the_model(tiny_setup):
     figs = [P.null_distribution(r), P.modes({"zero": r, "mean": r}), P.dose_response(dr),
             P.layer_sweep(sweep, counts_only), P.layer_sweep(counts_only), P.criteria(C.compare_criteria(a, b), "tiny-bert", 2),
             P.selection_comparison(sel, sel, 2, "her", {"pronoun": r, "mask": r}),
-            P.heldout(C.heldout_selection(a, b, k=4), None, "tiny-bert", 2)]
+            P.heldout(C.heldout_selection(a, b, k=4), None, "tiny-bert", 2),
+            P.lesion_tests({"him_her\n'her' lines": r, "second": r}, p_adjusted=[0.5, 0.75], adjusted_name="Holm")]
+    texts = [t.get_text() for t in figs[-1].axes[0].texts]
+    assert texts == [f"p={r.p:.3f}\nHolm 0.500", f"p={r.p:.3f}\nHolm 0.750"]
+    with pytest.raises(ValueError, match="2 results but 1 adjusted"):
+        P.lesion_tests({"a": r, "b": r}, p_adjusted=[0.5])
     from test_plots import legend_colours_missing, tick_label_overlaps
     for f in figs:
         assert any("tiny-bert" in ax.get_title() for ax in f.axes)
