@@ -34,7 +34,7 @@ bench: install
 
 # Re-execute the committed notebooks in place (after changing helpers or the stand-in).
 notebooks: install
-	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 $(NOTEBOOKS)
+	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=True $(NOTEBOOKS)
 
 clean:
 	rm -rf build
