@@ -82,6 +82,9 @@ def random_neuron_sets(width: int, size: int, n: int, seed: int = 0, exclude=Non
     return out
 
 
+MIN_HELDOUT = 3   # pairs in a held-out fold, at least: a d_z on fewer is noise (and Hedges' J = 0 at 2)
+
+
 def kfold_pairs(n_pairs: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
     """k folds over pair indices: [(train, test)], test folds disjoint, together covering every pair."""
     if not 2 <= k <= n_pairs:
@@ -908,14 +911,22 @@ def heldout_selection(a, b, k: int = 5, q: float = 0.05, method: str = "bh", see
                       alpha: float = 0.05) -> HeldOut:
     """Select neurons (t-test + FDR) on k-1 folds of pairs; test each selected neuron on the held-out fold.
 
-    a, b: [n_pairs, n_neurons]. Replication criterion: same sign and uncorrected p < alpha on the
+    a, b: [n_pairs, n_neurons]; each held-out fold needs at least MIN_HELDOUT = 3 pairs (k <= n_pairs // 3).
+    Replication criterion: same sign and uncorrected p < alpha on the
     held-out pairs (one test per selected neuron; the held-out fold is small, so this is lenient on
     false positives and harsh on power; compare it with the same-sign rate, whose chance level is 50%).
     """
-    from scipy import stats as st
-
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    folds = kfold_pairs(a.shape[0], k, seed)
+    # keep the input's float type: the tests judge "no variance" at that precision (stats._varies)
+    a, b = (x.detach().cpu().float().numpy() if hasattr(x, "detach") else np.asarray(x) for x in (a, b))
+    if a.ndim != 2 or a.shape != b.shape:
+        raise ValueError(f"a and b must be [n_pairs, n_neurons] arrays of one shape, got {a.shape} and {b.shape}")
+    n = a.shape[0]
+    if 2 <= k <= n and n // k < MIN_HELDOUT:
+        raise ValueError(f"k={k} folds of {n} pairs leave {n // k} pair(s) in the smallest held-out fold; a "
+                         f"held-out d_z needs at least {MIN_HELDOUT} (Hedges' J is 0 at 2 pairs): use k <= "
+                         f"{max(2, n // MIN_HELDOUT)}" + ("" if n >= 2 * MIN_HELDOUT else
+                                                          f", and at least {2 * MIN_HELDOUT} pairs"))
+    folds = kfold_pairs(n, k, seed)
     w = a.shape[1]
     sel = np.zeros((k, w), np.int8)
     t_tr, t_te, p_te, d_tr, d_te = (np.full((k, w), np.nan) for _ in range(5))
@@ -923,11 +934,8 @@ def heldout_selection(a, b, k: int = 5, q: float = 0.05, method: str = "bh", see
         r = paired_ttest_fdr(a[tr], b[tr], q=q, method=method)
         sel[f] = r.positive.astype(np.int8) - r.negative.astype(np.int8)
         t_tr[f], d_tr[f] = r.t, r.d
-        with np.errstate(invalid="ignore", divide="ignore"):
-            res = st.ttest_rel(a[te], b[te], axis=0)
-        t_te[f], p_te[f] = res.statistic, res.pvalue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            d_te[f] = cohens_dz(a[te], b[te])
+        h = paired_ttest_fdr(a[te], b[te], q=q, method=method)    # its t, p and d_z; its FDR is not used
+        t_te[f], p_te[f], d_te[f] = h.t, h.p, h.d
     return HeldOut(folds, sel, t_tr, t_te, p_te, d_tr, d_te, paired_ttest_fdr(a, b, q=q, method=method), alpha)
 
 

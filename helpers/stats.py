@@ -27,15 +27,32 @@ METHODS = {"bh": "indep", "by": "negcorr"}
 _SCIPY = tuple(int(x) for x in scipy.__version__.split(".")[:2])   # wilcoxon's method names changed in 1.13
 
 
-def _as_array(x) -> np.ndarray:
-    """float64 array from a list, array or torch tensor (detached, on the CPU)."""
+def _as_array(x) -> tuple[np.ndarray, float]:
+    """(float64 array, machine epsilon of the input's own float type; 0 for integers) from a list,
+    array or torch tensor (detached, on the CPU). float32 activations keep float32's rounding in them."""
     if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+        import torch
+        eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
+        x = x.detach().cpu()
+        x = (x.float() if x.is_floating_point() else x).numpy()   # numpy has no bfloat16
+    else:
+        x = np.asarray(x)
+        eps = float(np.finfo(x.dtype).eps) if np.issubdtype(x.dtype, np.floating) else 0.0
+    return np.asarray(x, dtype=np.float64), eps
 
 
-def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = _as_array(a), _as_array(b)
+def _varies(a: np.ndarray, b: np.ndarray, sd: np.ndarray, eps: float) -> np.ndarray:
+    """[n_neurons] bool: the differences a - b vary by more than rounding. Zero variance is judged
+    relative to each neuron's own scale (largest |a| or |b|), so rescaling the data changes nothing,
+    and at the input's precision: sd <= max(1e-12, 8 eps) x scale counts as constant (float32: 9.5e-7)."""
+    scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
+    return sd > max(1e-12, 8 * eps) * scale
+
+
+def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray, float]:
+    """(a, b, eps): float64 [n_pairs, n_neurons] arrays after checking shapes and values; eps of the
+    coarser input precision (see _varies)."""
+    (a, ea), (b, eb) = _as_array(a), _as_array(b)
     if a.ndim == 1:
         a, b = a[:, None], b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2:
@@ -52,7 +69,7 @@ def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray]:
     bad = ~(np.isfinite(a).all(1) & np.isfinite(b).all(1))
     if bad.any():
         raise ValueError(f"pairs {np.flatnonzero(bad).tolist()[:10]} contain NaN or inf values")
-    return a, b
+    return a, b, max(ea, eb)
 
 
 def fdr(p, q: float = 0.05, method: str = "bh") -> tuple[np.ndarray, np.ndarray]:
@@ -87,7 +104,11 @@ def holm(p) -> np.ndarray:
     """Holm step-down adjusted p-values, [m] -> [m] in the same order, capped at 1; NaN stays NaN and
     does not count in m. Controls the family-wise error rate (any false positive at all) under any
     dependence between the tests: for a few tests whose best is reported, e.g. one lesion per layer."""
-    p = np.asarray(p, dtype=float)
+    p = np.asarray(p.detach().cpu() if hasattr(p, "detach") else p, dtype=float)
+    if p.ndim != 1:
+        raise ValueError(f"holm takes a 1-D family of p-values, got shape {p.shape}")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError(f"p-values must lie in [0, 1]; got {p[(p < 0) | (p > 1)][:5].tolist()}")
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
     m = ok.size
@@ -98,12 +119,15 @@ def holm(p) -> np.ndarray:
 
 
 def cohens_dz(a, b) -> np.ndarray:
-    """Mean paired difference over its standard deviation, per neuron (NaN where sd = 0)."""
-    a, b = _check_pair(a, b)
+    """Mean paired difference over its standard deviation, per neuron: [n_pairs, n_neurons] -> [n_neurons].
+    NaN where the differences do not vary beyond rounding (the same rule as paired_ttest_fdr, so a
+    neuron the t-test cannot test gets no effect size either)."""
+    a, b, eps = _check_pair(a, b)
     d = a - b
     sd = d.std(axis=0, ddof=1)
+    live = _varies(a, b, sd, eps)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(sd > 0, d.mean(0) / np.where(sd > 0, sd, 1), np.nan)
+        return np.where(live, d.mean(0) / np.where(live, sd, 1), np.nan)
 
 
 def paired_wilcoxon(a, b) -> np.ndarray:
@@ -116,7 +140,7 @@ def paired_wilcoxon(a, b) -> np.ndarray:
     one-sample rule applied per column: n_pairs > 50 -> normal approximation; no ties and no
     zeros -> exact; ties or zeros -> all 2^n sign flips when n_pairs <= 13, else normal approximation.
     """
-    a, b = _check_pair(a, b)
+    a, b, _ = _check_pair(a, b)
     d = a - b
     n = d.shape[0]
     p = np.full(d.shape[1], np.nan)
@@ -190,16 +214,15 @@ def paired_ttest_fdr(a, b, q: float = 0.05, method: str = "bh") -> PairedResult:
 
     a, b: [n_pairs, n_neurons] activations, row i of a paired with row i of b.
     `positive` marks neurons significantly higher in a (e.g. "him" neurons when a
-    holds the him sentences), `negative` those higher in b. A neuron whose differences have
-    no variance (sd <= 1e-12 x its largest |a| or |b|, i.e. constant up to rounding) gets
-    t = p = NaN, is left out of the FDR correction and counted in n_excluded.
+    holds the him sentences), `negative` those higher in b. A neuron whose differences do not
+    vary beyond rounding (sd <= 1e-12 x its largest |a| or |b| for float64 input, 9.5e-7 x for
+    float32: see _varies) gets t = p = d = NaN, is left out of the FDR correction and counted in
+    n_excluded.
     """
-    a, b = _check_pair(a, b)
+    a, b, eps = _check_pair(a, b)
     d = a - b
     sd = d.std(axis=0, ddof=1)
-    # zero variance up to rounding: relative to each neuron's own scale, so rescaling the data changes nothing
-    scale = np.maximum(np.abs(a).max(axis=0), np.abs(b).max(axis=0))
-    live = sd > 1e-12 * scale
+    live = _varies(a, b, sd, eps)
     t = np.full(d.shape[1], np.nan)
     p = np.full(d.shape[1], np.nan)
     if live.any():

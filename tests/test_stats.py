@@ -103,3 +103,60 @@ def test_torch_tensors_with_grad_are_accepted():
     res = paired_ttest_fdr(ta, torch.tensor(b))
     np.testing.assert_allclose(res.t, paired_ttest_fdr(a, b).t)
     np.testing.assert_allclose(cohens_dz(ta, b), cohens_dz(a, b))
+
+
+def test_constant_up_to_rounding_is_judged_at_the_inputs_precision():
+    """A difference constant but for the rounding of the stored values is untestable: float64 data
+    (1e-12 of scale) and float32 activations (8 float32 eps of scale) alike; t, d and cohens_dz agree."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 3))
+    b = x + rng.normal(size=(30, 3))
+    a64 = x.copy()
+    a64[:, 0] = b[:, 0] - 2.0                                  # constant up to float64 rounding
+    r = paired_ttest_fdr(a64, b)
+    assert np.isnan(r.t[0]) and np.isnan(r.d[0]) and np.isnan(cohens_dz(a64, b)[0])
+    assert np.isfinite(cohens_dz(a64, b)[1:]).all() and r.n_excluded == 1
+    a32, b32 = x.astype(np.float32), (x + 0.25).astype(np.float32)   # float32 rounding only (sd ~ 3e-8)
+    b32[:, 2] += rng.normal(scale=1e-3, size=30).astype(np.float32)  # a real, small variation
+    r32 = paired_ttest_fdr(a32, b32)
+    assert np.isnan(r32.t[:2]).all() and r32.n_excluded == 2 and np.isfinite(r32.t[2])
+    assert np.array_equal(np.isnan(cohens_dz(a32, b32)), np.isnan(r32.d))
+    import torch                                                # a float32 tensor: the same rule
+    assert np.isnan(paired_ttest_fdr(torch.from_numpy(a32), torch.from_numpy(b32)).t[:2]).all()
+
+
+def test_untestable_neurons_get_no_effect_size_in_the_controls():
+    from helpers.controls import compare_criteria, heldout_selection
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(30, 2))
+    b = a + rng.normal(size=(30, 2))
+    b[:, 0] = a[:, 0] - 2.0
+    crit = compare_criteria(a, b)
+    counts = crit.counts()
+    assert counts["|d| > 0.8"] == counts["t BH"] == 0
+    a = rng.normal(size=(40, 3))
+    b = a + rng.normal(size=(40, 3))
+    b[:, 1] -= 3.0                                              # a strong effect in neuron 1 ...
+    ho = heldout_selection(a, b, k=4)
+    _, te = ho.folds[0]
+    b[te, 1] = a[te, 1] + 3.0                                   # ... constant on fold 0's held-out pairs
+    ho = heldout_selection(a, b, k=4)
+    assert np.isnan(ho.d_test[0, 1]) and np.isfinite(ho.effect_sizes()).all()
+    assert abs(ho.effect_sizes()[1]) < 10
+
+
+def test_heldout_folds_too_small_are_an_error_that_says_what_k_to_use():
+    from helpers.controls import heldout_selection
+    a = np.random.default_rng(2).normal(size=(10, 4))
+    with pytest.raises(ValueError, match=r"k=5 folds of 10 pairs leave 2 pair\(s\).*use k <= 3"):
+        heldout_selection(a, a + 1.0 + a ** 2, k=5)
+    assert heldout_selection(a, a + 1.0 + a ** 2, k=3).k == 3
+
+
+def test_holm_rejects_what_it_cannot_mean():
+    with pytest.raises(ValueError, match="1-D"):
+        holm(0.03)
+    with pytest.raises(ValueError, match="1-D"):
+        holm([[0.01, 0.2]])
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        holm([0.2, 1.5])
