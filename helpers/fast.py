@@ -67,7 +67,7 @@ def supports_fast(model) -> bool:
 
 def clean_logit_diffs(model, tokenizer, texts: Sequence[str], positions, target: str, foil: str) -> np.ndarray:
     """logit(target) - logit(foil) at token positions[i] of texts[i], no ablation: array [n_texts]."""
-    texts, positions = _check_texts(tokenizer, texts, positions)
+    texts, positions = _check_texts(model, tokenizer, texts, positions)
     out = np.empty(len(texts), dtype=np.float32)
     with torch.no_grad(), eval_mode(model):
         for group in _groups(tokenizer, texts, TEXTS_PER_GROUP):
@@ -105,13 +105,14 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     if mode == "mean":
         if values is None:
             raise ValueError(f"mode='mean' needs `values`: the mean of each neuron, shape ({width},)")
-        values = np.asarray(values, dtype=np.float32)
+        values = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float32)
         if values.shape != (width,):
             raise ValueError(f"mode='mean': values must have shape ({width},), got {values.shape}")
-    texts, positions = _check_texts(tokenizer, texts, positions)
+    texts, positions = _check_texts(model, tokenizer, texts, positions)
     ids = word_ids(tokenizer, [target, foil])
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be a positive number of sequences, got {batch_size}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer number of sequences (or None), got {batch_size!r}")
     with torch.no_grad(), eval_mode(model):
         if not fast or not supports_fast(model) or _hooked(model):
             return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
@@ -535,29 +536,36 @@ def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
     return out
 
 
-def _check_texts(tokenizer, texts, positions):
+def _check_texts(model, tokenizer, texts, positions):
+    """(texts with [MASK] as the tokenizer's mask token, one int position per text), or an error naming
+    the text: not a string, longer than the model takes, or its position outside its tokens."""
+    from .lesion import PositionError, _int, _ints, _texts
+    from .models import check_lengths
     from .stimuli import model_text
-    texts = [model_text(tokenizer, t) for t in ([texts] if isinstance(texts, str) else texts)]
-    if isinstance(positions, (int, np.integer)):
-        positions = [int(positions)] * len(texts)
-    positions = [_one_position(i, p) for i, p in enumerate(positions)]
+    texts = [model_text(tokenizer, t) for t in _texts(texts)]
+    one = _int(positions, "positions")
+    if one is not None:
+        positions = [one] * len(texts)
+    elif isinstance(positions, (torch.Tensor, np.ndarray)):
+        positions = list(positions.tolist())
+    positions = [_one_position(i, p, _ints) for i, p in enumerate(positions)]
     if len(positions) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(positions)} positions: give one token index per text")
-    for i, (t, p) in enumerate(zip(texts, positions)):
-        n = len(tokenizer(t)["input_ids"])
+    lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
+    check_lengths(model, texts, lengths)
+    for i, (t, p, n) in enumerate(zip(texts, positions, lengths)):
         if not 0 <= p < n:
-            raise IndexError(f"text {i} {t!r}: position {p} is outside its {n} tokens (valid 0..{n - 1})")
+            raise PositionError(f"text {i} {t!r}: position {p} is outside its {n} tokens (valid 0..{n - 1})")
     return texts, positions
 
 
-def _one_position(i: int, p) -> int:
-    """A text's token index: an int, or a one-element list (as mask_positions gives)."""
-    if isinstance(p, (int, np.integer)):
-        return int(p)
-    p = list(np.ravel(p))
+def _one_position(i: int, p, ints) -> int:
+    """A text's token index: an int, or a one-element list (as mask_positions gives); floats and bools
+    are errors (lesion._ints)."""
+    p = ints(p, f"positions for text {i}")
     if len(p) != 1:
         raise ValueError(f"text {i}: give one token position per text, got {p}")
-    return int(p[0])
+    return p[0]
 
 
 def _groups(tokenizer, texts, size) -> list[np.ndarray]:

@@ -6,11 +6,13 @@
     StopForward                             raised once every traced module has run, when stop=True
     hooks_attached(model)                   [(module name, kind)] of every hook left on the model
     eval_mode(model), right_padding(tok)    context managers: dropout off; positions counted from the left
+    refuse_row_edits(model, why)            for readers that re-batch: an error if a per-row edit is attached
     mlp_activations(...)                    MLP neuron values at target words, all layers in one pass
 
 Hooks are registered in `__enter__` (not when a Trace is built) and removed in
 `__exit__`, so they are gone after the block whatever happens inside it (an
 exception, KeyboardInterrupt). Entering a Trace that is already entered is an error.
+On one module, edits run before reads: a Trace records what the next layer receives.
 """
 from __future__ import annotations
 
@@ -58,6 +60,9 @@ class Trace:
 
     edit_output: fn(output, module) -> new output, applied before capture.
     stop: end the forward pass right after this module (the output is kept).
+    Edits run before reads: a Trace without edit_output records the output after every edit on
+    the same module (helpers.ablate_neurons included), in whichever order the `with` blocks were
+    entered; edits run in the order they were entered (the innermost last, so it has the last word).
     """
 
     def __init__(self, model: torch.nn.Module, name: str, retain_output: bool = True,
@@ -83,6 +88,8 @@ class Trace:
             raise RuntimeError(f"the Trace of {self.name!r} is already entered: a second `with` on it would "
                                f"leak a hook; build a new Trace instead")
         self._handle = self.module.register_forward_hook(self._hook)
+        if self.edit_output is not None:
+            _observers_last(self.module)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -145,19 +152,20 @@ class TraceDict(dict):
 
 
 class eval_mode:
-    """Eval mode (dropout off) inside the block, the model's previous mode restored after it:
-    measurements must not depend on whether someone left the model in train mode."""
+    """Eval mode (dropout off) inside the block, every submodule's previous mode restored after it:
+    measurements must not depend on whether someone left the model (or part of it) in train mode."""
 
     def __init__(self, model: torch.nn.Module):
         self.model = model
 
     def __enter__(self):
-        self.was = self.model.training
+        self.was = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         return self.model
 
     def __exit__(self, *exc):
-        self.model.train(self.was)
+        for m, training in self.was:
+            m.training = training
 
 
 class right_padding:
@@ -176,6 +184,33 @@ class right_padding:
     def __exit__(self, *exc):
         if self.was is not None:
             self.tokenizer.padding_side = self.was
+
+
+def _is_observer(fn) -> bool:
+    """A hook that only reads: a Trace without edit_output, or a function marked observe_only."""
+    owner = getattr(fn, "__self__", None)
+    return bool(getattr(fn, "observe_only", False)) or (isinstance(owner, Trace) and owner.edit_output is None)
+
+
+def _observers_last(module: torch.nn.Module) -> None:
+    """Move the module's reading hooks behind its editing ones (hooks run in registration order), so
+    a Trace records what the next layer receives, whichever `with` block was entered first."""
+    hooks = module._forward_hooks
+    for hid in [h for h, fn in hooks.items() if _is_observer(fn)]:
+        hooks[hid] = hooks.pop(hid)
+
+
+def refuse_row_edits(model: torch.nn.Module, why: str) -> None:
+    """A ValueError when an edit that addresses batch rows one by one (ablate_neurons with one position
+    entry per row) is attached: a reader that reorders or re-batches the texts would apply it to the
+    wrong rows. `why` says what the reader does."""
+    for name, m in model.named_modules():
+        for fn in m._forward_hooks.values():
+            owner = getattr(fn, "__self__", None)
+            if isinstance(owner, Trace) and getattr(owner.edit_output, "per_row", False):
+                raise ValueError(f"an ablate_neurons with one position entry per batch row is attached to {name}; "
+                                 f"{why}. Inside that `with` block run model(**batch) on your own batch, or give "
+                                 f"ablate_neurons positions=None or one int for every row")
 
 
 def hooks_attached(model: torch.nn.Module, observers: bool = True) -> list[tuple[str, str]]:
@@ -208,14 +243,14 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     Runs in eval mode with right padding whatever the model's mode and the tokenizer's
     padding side (both restored after).
     """
-    from .models import check_layer, mlp_module_name
+    from .models import check_layer, check_lengths, mlp_module_name
     from .stimuli import target_positions
 
     sentences = [sentences] if isinstance(sentences, str) else list(sentences)
     if not sentences:
         raise ValueError("no sentences: give at least one sentence containing its target word")
     single = (isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)
-              or (torch.is_tensor(layers) and layers.dim() == 0))  # one value: checked, never iterated
+              or (isinstance(layers, (torch.Tensor, np.ndarray)) and layers.ndim == 0))  # one value: never iterated
     layer_list = sorted({check_layer(model, x) for x in ([layers] if single else layers)})
     if not layer_list:
         raise ValueError("layers is empty: name at least one layer")
@@ -224,15 +259,9 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     names = {layer: mlp_module_name(model, layer, site) for layer in layer_list}
     positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece, verbose=verbose)
     lengths = [len(tokenizer(s)["input_ids"]) for s in sentences]
-    most = getattr(model.config, "max_position_embeddings", None)
-    roberta = most and model.config.model_type == "roberta"  # its positions start after the pad id
-    limit = most - (model.config.pad_token_id or 0) - 1 if roberta else most
-    for i, (s, n) in enumerate(zip(sentences, lengths)):
-        if limit is not None and n > limit:
-            shown = s if len(s) <= 60 else s[:57] + "..."
-            raise ValueError(f"sentence {i} {shown!r} has {n} tokens, more than the model takes: "
-                             f"max_position_embeddings={most}{f' ({limit} usable)' if limit != most else ''}; "
-                             f"shorten or drop it")
+    check_lengths(model, sentences, lengths, "sentence")
+    refuse_row_edits(model, "mlp_activations sorts the sentences by length and runs them in batches, so "
+                            "its batch rows are not your sentences")
     order = np.argsort(lengths, kind="stable")
     if tokenizer.pad_token is None:  # GPT-2 has no pad token: one sentence per forward pass
         batch_size = 1

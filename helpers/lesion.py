@@ -17,8 +17,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from .hooks import Trace, eval_mode, right_padding
-from .models import check_layer, is_causal, mlp_module_name, n_neurons
+from .hooks import Trace, eval_mode, refuse_row_edits, right_padding
+from .models import check_layer, check_lengths, is_causal, mlp_module_name, n_neurons
 from .stimuli import MASK, StimulusError, mask_positions, model_text
 
 MODES = ("zero", "mean", "resample")
@@ -156,6 +156,7 @@ def logits_at(model, tokenizer, texts: Sequence[str], positions, words: Sequence
             lengths = enc["attention_mask"].sum(1).tolist()
         else:
             lengths = [len(tokenizer(t)["input_ids"]) for t in model_texts]
+        check_lengths(model, texts, lengths)
         for i, (pos, n) in enumerate(zip(rows, lengths)):
             bad = [p for p in pos if not 0 <= p < n]
             if bad:
@@ -184,6 +185,9 @@ def masked_logits(model, tokenizer, texts: Sequence[str], words: Sequence[str]) 
     if is_causal(model):
         return _next_token_logits(model, tokenizer, texts, words)
     pos = mask_positions(tokenizer, texts)
+    if len({len(p) for p in pos}) > 1:
+        refuse_row_edits(model, "masked_logits runs texts with different numbers of [MASK]s in separate "
+                                "batches, so its batch rows are not your texts")
     width = max(len(p) for p in pos)
     out = np.full((len(texts), width, len(words)), np.nan, dtype=np.float32)
     for k in sorted({len(p) for p in pos}):
@@ -235,10 +239,11 @@ def neuron_index(neurons, width: int, layer: int | None = None) -> torch.Tensor:
             raise ValueError(f"neurons{where} is an integer array of {width} zeros and ones, one per neuron: it looks "
                              f"like a 0/1 mask, not indices. Pass a bool array (mask.astype(bool)) for a mask, "
                              f"or the indices (np.flatnonzero(mask))")
-        arr = arr.astype(np.int64).ravel() if arr.size else np.zeros(0, dtype=np.int64)
-        bad = arr[(arr < 0) | (arr >= width)]
+        arr = arr.ravel()
+        bad = arr[(arr < 0) | (arr >= width)]          # before any cast: 2**64 - 1 must not read as -1
         if bad.size:
             raise IndexError(f"neuron index {int(bad[0])} is out of range{where}: valid 0..{width - 1}")
+        arr = arr.astype(np.int64) if arr.size else np.zeros(0, dtype=np.int64)
     return torch.as_tensor(np.unique(arr), dtype=torch.long)
 
 
@@ -297,25 +302,35 @@ def ablate_neurons(model, layer: int, neurons, positions=None, mode: str = "zero
     over a stimulus set); "resample" (values: [n_samples, n_neurons], one random
     sample per edited token, seeded). site "post" edits after the nonlinearity
     (for GELU, zeroing "pre" gives the same result, since GELU(0) = 0).
+    One entry per row addresses the rows of each forward pass run inside the block, so run
+    your own batch there: mlp_activations and masked_logits, which re-order texts into their
+    own batches, refuse it (an error), and logits_at keeps your order. A Trace on the same module
+    sees the edited values whichever `with` came first (hooks.Trace).
     """
-    check_layer(model, layer)
+    layer = check_layer(model, layer)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     width = n_neurons(model, layer)
     idx = neuron_index(neurons, width, layer)
     parsed = _parse_positions(positions)
+    name = mlp_module_name(model, layer, site)             # checks site
+    if mode in ("mean", "resample"):
+        if values is None:
+            raise ValueError(f"mode={mode!r} needs `values` (mean: [{width}], resample: [n_samples, {width}])")
+        if isinstance(values, torch.Tensor):
+            values = values.detach().cpu()
+        values = torch.as_tensor(np.asarray(values), dtype=torch.float32)
+        want = (width,) if mode == "mean" else (None, width)
+        if values.ndim != len(want) or values.shape[-1] != width:
+            raise ValueError(f"mode={mode!r}: values must have shape {want}, got {tuple(values.shape)}")
+        if mode == "resample" and values.shape[0] == 0:
+            raise ValueError(f"mode='resample': values has no samples (shape {tuple(values.shape)}); give "
+                             f"[n_samples >= 1, {width}] activations to draw from")
     if idx.numel() == 0:
         if verbose:
             print(f"ablate_neurons: the neuron set for layer {layer} is empty, so nothing is ablated.")
         yield
         return
-    if mode in ("mean", "resample"):
-        if values is None:
-            raise ValueError(f"mode={mode!r} needs `values` (mean: [{width}], resample: [n_samples, {width}])")
-        values = torch.as_tensor(np.asarray(values), dtype=torch.float32)
-        want = (width,) if mode == "mean" else (None, width)
-        if values.ndim != len(want) or values.shape[-1] != width:
-            raise ValueError(f"mode={mode!r}: values must have shape {want}, got {tuple(values.shape)}")
     gen = torch.Generator().manual_seed(seed)
 
     def edit(out, module):
@@ -335,5 +350,6 @@ def ablate_neurons(model, layer: int, neurons, positions=None, mode: str = "zero
             out[r, tok.to(out.device)[:, None], sel[None, :]] = new.to(out)
         return out
 
-    with Trace(model, mlp_module_name(model, layer, site), retain_output=False, edit_output=edit):
+    edit.per_row = parsed is not None and parsed[0] == "rows"   # readers that re-batch refuse it (hooks)
+    with Trace(model, name, retain_output=False, edit_output=edit):
         yield

@@ -237,11 +237,33 @@ def check_layer(model, layer) -> int:
     """`layer` as an int, or a ValueError naming the valid range for this model."""
     n = n_layers(model)
     name = getattr(model, "name_or_path", "") or type(model).__name__
+    # np.array(3), torch.tensor(3): one integer
+    if isinstance(layer, torch.Tensor) and layer.ndim == 0 and not layer.is_floating_point() \
+            and layer.dtype != torch.bool:
+        layer = layer.item()
+    elif isinstance(layer, np.ndarray) and layer.ndim == 0 and np.issubdtype(layer.dtype, np.integer):
+        layer = layer.item()
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
         raise TypeError(f"layer must be an integer 0..{n - 1}, got {layer!r}")
     if not 0 <= layer < n:
         raise ValueError(f"layer {layer} is out of range: {name} has {n} layers, so layer must be 0..{n - 1}")
     return int(layer)
+
+
+def check_lengths(model, texts, lengths, what: str = "text") -> None:
+    """A ValueError naming the first of `texts` whose token count (lengths[i]) is more than the model
+    takes (max_position_embeddings; RoBERTa's positions start after its pad id, so 2 fewer)."""
+    most = getattr(model.config, "max_position_embeddings", None)
+    if most is None:
+        return
+    roberta = model.config.model_type in ("roberta", "xlm-roberta", "camembert")
+    limit = most - (model.config.pad_token_id or 0) - 1 if roberta else most
+    for i, (s, n) in enumerate(zip(texts, lengths)):
+        if n > limit:
+            shown = s if len(s) <= 60 else s[:57] + "..."
+            raise ValueError(f"{what} {i} {shown!r} has {n} tokens, more than the model takes: "
+                             f"max_position_embeddings={most}{f' ({limit} usable)' if limit != most else ''}; "
+                             f"shorten or drop it")
 
 
 def _prefix(model) -> str:

@@ -164,7 +164,8 @@ S3 = ["I saw him.", "We met him at the old station yesterday evening.", "The tea
 
 
 @pytest.mark.parametrize("bad, culprit", [(True, "True"), ([True, 2], "True"), ([0, 2.9], "2.9"), (1.0, "1.0"),
-                                         ("12", "'12'"), ("1", "'1'"), (torch.tensor(1), "tensor(1)"),
+                                         ("12", "'12'"), ("1", "'1'"), (torch.tensor(1.0), "tensor(1.)"),
+                                         (np.array(True), "True"),
                                          ([3], "3"), (-1, "-1")])
 def test_mlp_activations_rejects_bad_layers(tiny_model, tokenizer, bad, culprit):
     """No silent conversion (True -> 1, 2.9 -> 2, "12" -> {1, 2}): the error names the value and 0..2."""
@@ -178,6 +179,8 @@ def test_mlp_activations_accepts_an_int_and_ranges(tiny_model, tokenizer):
     many = mlp_activations(tiny_model, tokenizer, S3, "him", layers=range(3), verbose=False)
     npi = mlp_activations(tiny_model, tokenizer, S3, "him", layers=np.array([2, 1]), verbose=False)
     assert set(one) == {1} and set(many) == {0, 1, 2} and set(npi) == {1, 2}
+    for zero_d in (np.array(1), torch.tensor(1)):               # one integer, as an array or tensor
+        assert set(mlp_activations(tiny_model, tokenizer, S3, "him", layers=zero_d, verbose=False)) == {1}
     np.testing.assert_array_equal(one[1], many[1])
 
 
@@ -229,3 +232,58 @@ def test_mlp_activations_names_a_sentence_longer_than_the_model(tiny_model, toke
     with pytest.raises(ValueError, match=rf"sentence 1 .*{n} tokens.*max_position_embeddings.*128"):
         mlp_activations(tiny_model, tokenizer, ["She saw him.", long, "He saw him."], "him", [0, 2])
     assert hooks_attached(tiny_model) == []
+
+
+# --- hooks that edit and hooks that read, on one module ---
+
+def test_a_trace_sees_the_edit_whichever_with_came_first(tiny_model, tokenizer):
+    from helpers.lesion import ablate_neurons
+    enc = _batch(tokenizer, ["The dog followed him home."])
+    name = mlp_module_name(tiny_model, 1, "post")
+    with Trace(tiny_model, name) as before_edit, ablate_neurons(tiny_model, 1, [0, 1, 2], positions=1, verbose=False):
+        tiny_model(**enc)
+    with ablate_neurons(tiny_model, 1, [0, 1, 2], positions=1, verbose=False), Trace(tiny_model, name) as after_edit:
+        tiny_model(**enc)
+    for t in (before_edit, after_edit):
+        assert (t.output[0, 1, :3] == 0).all() and (t.output[0, 2, :3] != 0).all()
+    # two edits: they run in the order entered, so the inner one has the last word
+    with ablate_neurons(tiny_model, 1, [0], positions=1, mode="mean", values=np.full(48, 5.0), verbose=False), \
+            ablate_neurons(tiny_model, 1, [0], positions=1, verbose=False), Trace(tiny_model, name) as t:
+        tiny_model(**enc)
+    assert t.output[0, 1, 0] == 0
+    assert hooks_attached(tiny_model) == []
+
+
+def test_readers_that_rebatch_refuse_a_per_row_ablation(tiny_model, tokenizer):
+    """mlp_activations sorts by length, masked_logits splits by [MASK] count: a per-row edit would land on
+    other sentences (it did, silently, for up to one batch of sentences). logits_at keeps the order."""
+    from helpers.lesion import ablate_neurons, logits_at, masked_logits
+    from helpers.stimuli import target_positions
+    pos = target_positions(tokenizer, S3, "him", verbose=False)
+    with ablate_neurons(tiny_model, 0, np.arange(48), positions=pos, verbose=False):
+        with pytest.raises(ValueError, match="one position entry per batch row.*layer.0.intermediate"):
+            mlp_activations(tiny_model, tokenizer, S3, "him", layers=2, verbose=False)
+        with pytest.raises(ValueError, match="separate batches"):
+            masked_logits(tiny_model, tokenizer, ["I saw [MASK].", "[MASK] saw [MASK] there."], ["him", "her"])
+        kept = logits_at(tiny_model, tokenizer, S3, [[p] for p in pos], ["him"])
+    one = []
+    for s, p in zip(S3, pos):                                       # each sentence alone, its own position
+        with ablate_neurons(tiny_model, 0, np.arange(48), positions=[p], verbose=False):
+            one.append(logits_at(tiny_model, tokenizer, [s], [[p]], ["him"])[0])
+    np.testing.assert_allclose(kept, np.stack(one), atol=1e-5)
+    with ablate_neurons(tiny_model, 0, np.arange(48), positions=1, verbose=False):   # one int: any order works
+        mlp_activations(tiny_model, tokenizer, S3, "him", layers=2, verbose=False)
+    assert hooks_attached(tiny_model) == []
+
+
+def test_eval_mode_restores_each_submodule(tiny_model):
+    from helpers.hooks import eval_mode
+    tiny_model.eval()
+    tiny_model.bert.encoder.layer[0].train()
+    try:
+        with eval_mode(tiny_model):
+            assert not any(m.training for m in tiny_model.modules())
+        assert tiny_model.bert.encoder.layer[0].training and tiny_model.bert.encoder.layer[0].output.dropout.training
+        assert not tiny_model.training and not tiny_model.bert.encoder.layer[1].training
+    finally:
+        tiny_model.eval()

@@ -277,3 +277,50 @@ def test_every_shipped_contrast_still_loads(name):
     c = load_contrast(name)
     assert c.pairs and c.a.lower() != c.b.lower() and len(set(c.pairs)) == len(c.pairs)
     assert load_contrast(f"{name}.tsv").pairs == c.pairs
+
+
+# --- fast path and lesion arguments (review of the hook API) ---
+
+def test_fast_positions_are_integers_and_long_or_non_text_input_is_named(tiny_model, tokenizer):
+    from helpers.fast import ablation_logit_diffs, clean_logit_diffs
+    texts = ["She gave [MASK] a book.", "We thanked [MASK].", "I saw [MASK]."]
+    pos = [_mask_pos(tokenizer, t) for t in texts]
+    ref = ablation_logit_diffs(tiny_model, tokenizer, texts, pos, 1, [[1, 2]], "her", "him")
+    for bad in ([1.7, 1, 1], [True, 1, 1], [[1.0], [1], [1]]):
+        with pytest.raises(TypeError, match="integer"):
+            ablation_logit_diffs(tiny_model, tokenizer, texts, bad, 1, [[1, 2]], "her", "him")
+    for same in (torch.tensor(pos), np.array(pos), [[p] for p in pos]):
+        np.testing.assert_array_equal(ablation_logit_diffs(tiny_model, tokenizer, texts, same, 1, [[1, 2]],
+                                                           "her", "him"), ref)
+    one = ablation_logit_diffs(tiny_model, tokenizer, texts, torch.tensor(1), 1, [[1, 2]], "her", "him")
+    assert one.shape == (1, 3)
+    long = "x " * 200 + "[MASK]"
+    for fn in (lambda: clean_logit_diffs(tiny_model, tokenizer, [texts[0], long], [pos[0], 1], "her", "him"),
+               lambda: logits_at(tiny_model, tokenizer, [texts[0], long], [[1], [1]], ["her"])):
+        with pytest.raises(ValueError, match=r"text 1 'x x .*has 20\d tokens, more than the model takes"):
+            fn()
+    with pytest.raises(TypeError, match="text 1 is NoneType"):
+        ablation_logit_diffs(tiny_model, tokenizer, [texts[0], None], [1, 1], 1, [[1]], "her", "him")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer.*2.5"):
+        ablation_logit_diffs(tiny_model, tokenizer, texts, pos, 1, [[1, 2]], "her", "him", batch_size=2.5)
+    grad_values = torch.ones(48, requires_grad=True)
+    out = ablation_logit_diffs(tiny_model, tokenizer, texts, pos, 1, [[1, 2]], "her", "him", mode="mean",
+                               values=grad_values)
+    assert np.isfinite(out).all()
+
+
+def test_ablate_neurons_checks_everything_even_for_an_empty_set(tiny_model, tokenizer, capsys):
+    with pytest.raises(ValueError, match="site must be"):
+        with ablate_neurons(tiny_model, 0, [], site="bogus"):
+            pass
+    with pytest.raises(ValueError, match="needs `values`"):
+        with ablate_neurons(tiny_model, 0, [], mode="mean"):
+            pass
+    with pytest.raises(ValueError, match="no samples"):
+        with ablate_neurons(tiny_model, 0, [1], mode="resample", values=np.zeros((0, 48))):
+            pass
+    with pytest.raises(IndexError, match="neuron index 18446744073709551615 is out of range"):
+        neuron_index(np.array([2 ** 64 - 1], np.uint64), 48)
+    with ablate_neurons(tiny_model, 0, [1], mode="mean", values=torch.ones(48, requires_grad=True), verbose=False):
+        logits_at(tiny_model, tokenizer, ["I saw him."], [1], ["him"])
+    assert hooks_attached(tiny_model) == []
