@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .hooks import StopForward, eval_mode, hooks_attached
-from .lesion import ablate_neurons, logits_at, neuron_index, word_ids
+from .lesion import _ints, ablate_neurons, logits_at, neuron_index, word_ids
 from .models import block_module_name, check_layer, n_neurons
 
 FAST_TYPES = ("bert", "roberta", "electra")
@@ -539,7 +539,7 @@ def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
 def _check_texts(model, tokenizer, texts, positions):
     """(texts with [MASK] as the tokenizer's mask token, one int position per text), or an error naming
     the text: not a string, longer than the model takes, or its position outside its tokens."""
-    from .lesion import PositionError, _int, _ints, _texts
+    from .lesion import PositionError, _int, _texts
     from .models import check_lengths
     from .stimuli import model_text
     texts = [model_text(tokenizer, t) for t in _texts(texts)]
@@ -548,7 +548,7 @@ def _check_texts(model, tokenizer, texts, positions):
         positions = [one] * len(texts)
     elif isinstance(positions, (torch.Tensor, np.ndarray)):
         positions = list(positions.tolist())
-    positions = [_one_position(i, p, _ints) for i, p in enumerate(positions)]
+    positions = [_one_position(i, p) for i, p in enumerate(positions)]
     if len(positions) != len(texts):
         raise ValueError(f"{len(texts)} texts but {len(positions)} positions: give one token index per text")
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
@@ -559,10 +559,10 @@ def _check_texts(model, tokenizer, texts, positions):
     return texts, positions
 
 
-def _one_position(i: int, p, ints) -> int:
+def _one_position(i: int, p) -> int:
     """A text's token index: an int, or a one-element list (as mask_positions gives); floats and bools
     are errors (lesion._ints)."""
-    p = ints(p, f"positions for text {i}")
+    p = _ints(p, f"positions for text {i}")
     if len(p) != 1:
         raise ValueError(f"text {i}: give one token position per text, got {p}")
     return p[0]
