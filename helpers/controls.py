@@ -29,7 +29,6 @@ Definitions used throughout:
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -42,7 +41,7 @@ from .hooks import eval_mode, mlp_activations, right_padding
 from .lesion import MODES, ablate_neurons, neuron_index
 from .models import check_layer, model_label, n_layers, n_neurons
 from .stats import PairedResult, cohens_dz, fdr, holm, paired_ttest_fdr, paired_wilcoxon
-from .stimuli import DATA, MASK, Contrast, StimulusError, load_contrast, mask_positions, model_text
+from .stimuli import DATA, MASK, Contrast, StimulusError, find_word, load_contrast, mask_positions, model_text
 
 CLOZE = DATA / "eval" / "pronoun_cloze.tsv"
 POOL_WARN = 0.2   # pool="others" gets a caveat in summaries when the chosen set is more than this share of its layer
@@ -196,11 +195,11 @@ def cloze_set(tokenizer, answer: str = "her", role: str = "object", path: Path =
 
 def mask_word(sentence: str, word: str) -> str:
     """`sentence` with its one whole-word `word` replaced by [MASK] (an error if not exactly once)."""
-    pat = rf"(?<![\w'-]){re.escape(word)}(?![\w'-])"
-    n = len(re.findall(pat, sentence, flags=re.I))
-    if n != 1:
-        raise StimulusError(f"{sentence!r} must contain {word!r} exactly once as a word to mask it, found {n}")
-    return re.sub(pat, MASK, sentence, flags=re.I)
+    spans = find_word(sentence, word)
+    if len(spans) != 1:
+        raise StimulusError(f"{sentence!r} must contain {word!r} exactly once as a word to mask it, found {len(spans)}")
+    (s, e), = spans
+    return sentence[:s] + MASK + sentence[e:]
 
 
 def masked_set(tokenizer, contrast="him_her_context", word: str | None = None) -> EvalSet:
@@ -233,7 +232,8 @@ def context_pairs(source="him_her") -> list[tuple[str, str]]:
     """The pairs of `source` with a context clause naming a man (a) or a woman (b) put in front.
 
     Pair i gets male name i, female name i and clause i mod 8; the names are single
-    WordPiece tokens, unambiguous, and used in no demo or cloze item. Deterministic:
+    WordPiece tokens and unambiguous; none is in a him/her test line or the cloze set (Robert is
+    in one he/she test line). Deterministic:
     this is how data/contrasts/him_her_context.tsv was written.
     """
     c = _contrast(source)
@@ -262,6 +262,7 @@ def write_context_contrast(path: Path | None = None, source="him_her") -> Path:
         f"#: name = {c.name} with context",
         f"#: a = {c.a}",
         f"#: b = {c.b}",
+        "#: also_differ = 1",
         "#: description = him/her pair sentences after a clause naming a man (him) or a woman (her); "
         "the name and the pronoun differ",
     ]

@@ -246,7 +246,9 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     from .models import check_layer, check_lengths, mlp_module_name
     from .stimuli import target_positions
 
+    from .stimuli import model_text
     sentences = [sentences] if isinstance(sentences, str) else list(sentences)
+    sentences = [model_text(tokenizer, s) if isinstance(s, str) else s for s in sentences]   # [MASK] -> <mask>
     if not sentences:
         raise ValueError("no sentences: give at least one sentence containing its target word")
     single = (isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)

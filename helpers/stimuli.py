@@ -5,6 +5,7 @@
     target_positions(tok, sentences, words) -> token index of each sentence's target word
     mask_positions(tok, texts)             -> token indices of each text's [MASK]s
     model_text(tok, text)                  -> the text with [MASK] as this tokenizer's mask token
+    find_word(text, word)                  -> [(start, end)] of `word` as a whole word (case-insensitive)
 
 File format: data/README.md. Wordpiece policy: a target word that the
 tokenizer splits into several pieces ("herself" is one piece, "Ximena" is
@@ -49,7 +50,9 @@ class Contrast:
         return [p[1] for p in self.pairs]
 
     def foil(self, expected: str) -> str:
-        """The other word: foil("her") == "him" for the him/her set."""
+        """The other word: foil("her") == "him" for the him/her set; a word that is neither is an error."""
+        if expected not in (self.a, self.b):
+            raise ValueError(f"{expected!r} is not a word of the {self.name} contrast: give {self.a!r} or {self.b!r}")
         return self.b if expected == self.a else self.a
 
     def __repr__(self) -> str:
@@ -61,18 +64,41 @@ def list_contrasts() -> list[str]:
     return sorted(p.stem for p in CONTRASTS.glob("*.tsv"))
 
 
+_APOS = "'\u2019"    # ASCII and typographic apostrophe
+
+
+def find_word(text: str, word: str) -> list[tuple[int, int]]:
+    """(start, end) of each whole-word occurrence of `word` in `text`, case-insensitive.
+
+    Quotes around it do not hide it ('him', \u2018him\u2019); a contraction does not count as it
+    ("He's" is not "he"; see _contracted, which load_contrast refuses)."""
+    w = re.escape(word)
+    return [m.span() for m in re.finditer(rf"(?<![\w-])(?<!\w[{_APOS}]){w}(?![\w-])(?![{_APOS}]\w)", text, flags=re.I)]
+
+
+def _contracted(text: str, word: str) -> list[str]:
+    """The contractions of `word` in `text` ("He's" for "he"): the tokenizer splits them into the word,
+    an apostrophe and the rest, so the word would be there a second time."""
+    w = re.escape(word)
+    return re.findall(rf"(?<![\w-])(?<!\w[{_APOS}]){w}[{_APOS}]\w+", text, flags=re.I)
+
+
 def _count_word(text: str, word: str) -> int:
-    return len(re.findall(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", text, flags=re.I))
+    return len(find_word(text, word))
 
 
-def _misalignment(x: str, y: str) -> str:
-    """'' when a pair's sentences line up word for word; else why not (a misaligned pair)."""
+def _pair_difference(x: str, y: str, also: int) -> str:
+    """'' when a pair's sentences are the same word for word but for the target (and at most `also` more
+    words: '#: also_differ'); else why not."""
     wx, wy = x.split(), y.split()
     if len(wx) != len(wy):
         return f"they have {len(wx)} and {len(wy)} words"
-    diff = sum(p != q for p, q in zip(wx, wy))
-    if diff > 1 and 2 * (diff - 1) > len(wx) - 1:  # most words besides the target differ
-        return f"they differ in {diff} of {len(wx)} words (are they from different pairs?)"
+    diff = [(p, q) for p, q in zip(wx, wy) if p != q]
+    if len(diff) > 1 + also:
+        shown = ", ".join(f"{p!r}/{q!r}" for p, q in diff[:4])
+        return (f"they differ in {len(diff)} words ({shown}); besides the target word "
+                f"{'no other word' if also == 0 else f'at most {also}'} may differ "
+                f"(for words that must agree with the target, set '#: also_differ = N' at the top)")
     return ""
 
 
@@ -95,7 +121,9 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
     """Read a contrast file: a shipped name ("him_her" or "him_her.tsv") or a path. Checks every line.
 
     Errors name file:line: '#:' lines after the first pair/test line or set twice, a == b, a pair
-    or test text that repeats an earlier line, and every rule of data/README.md.
+    or test text that repeats an earlier line (ignoring case and spacing), and rules 1-5 and 7 of
+    data/README.md. Rule 6 (a and b are one token each) needs the tokenizer: it is checked where
+    logits are read (lesion.word_ids).
     """
     path = _contrast_path(name_or_path)
     meta: dict[str, str] = {}
@@ -105,7 +133,10 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
     pairs, tests = [], []
     raw_bytes = path.read_bytes()
     try:
-        lines = raw_bytes.decode("utf-8-sig").splitlines()  # -sig: a BOM from Excel/Notepad is not a line
+        text = raw_bytes.decode("utf-8-sig")              # -sig: a BOM from Excel/Notepad is not a line
+        # lines end at \n, \r\n or \r only (str.splitlines also breaks at \x0c, U+2028, ..., which
+        # would split a sentence and shift every later line number)
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     except UnicodeDecodeError as e:
         no = raw_bytes[:e.start].count(b"\n") + 1
         raise StimulusError(f"{path.name}:{no}: not UTF-8 text (byte {raw_bytes[e.start]:#04x}); "
@@ -119,8 +150,11 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             if "=" not in line:
                 raise StimulusError(f"{where}: a '#:' line needs 'key = value', got {line!r}")
             k, v = (s.strip() for s in line[2:].split("=", 1))
-            if k not in ("name", "a", "b", "description"):
-                raise StimulusError(f"{where}: unknown key {k!r}; use name, a, b or description")
+            if k not in ("name", "a", "b", "description", "also_differ"):
+                raise StimulusError(f"{where}: unknown key {k!r}; use name, a, b, description or also_differ")
+            if k == "also_differ" and not (v.isdigit() and int(v) <= 3):
+                raise StimulusError(f"{where}: '#: also_differ = N' needs a whole number 0..3 (words besides the "
+                                    f"target that may differ within a pair), got {v!r}")
             if first_data:
                 raise StimulusError(f"{where}: '#: {k} = ...' comes after the first pair/test line "
                                     f"({path.name}:{first_data}); put every '#:' line at the top of the file")
@@ -136,9 +170,11 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
         if kind not in ("pair", "test"):
             raise StimulusError(f"{where}: a line must start with 'pair', 'test', '#' or '#:' and a tab; got {line[:40]!r}")
         if len(fields) != 3 or not all(f.strip() for f in fields[1:]):
-            found = sum(bool(f.strip()) for f in fields)
-            raise StimulusError(f"{where}: a {kind} line needs 3 non-empty tab-separated fields, found {found}: "
-                                f"{line[:60]!r}")
+            empty = sum(not f.strip() for f in fields[1:])
+            raise StimulusError(f"{where}: a {kind} line needs exactly 3 tab-separated fields ({kind}, then two "
+                                f"texts, none empty); found {len(fields)} field(s)"
+                                + (f", {empty} of them empty (a doubled or trailing tab?)" if empty else "")
+                                + f": {line[:60]!r}")
         if not first_data:
             for k in ("a", "b"):
                 if k not in meta:
@@ -149,15 +185,22 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
             first_data = no
         x, y = fields[1].strip(), fields[2].strip()
         if kind == "pair":
-            for sent, word in ((x, meta["a"]), (y, meta["b"])):
+            for sent, word, other in ((x, meta["a"], meta["b"]), (y, meta["b"], meta["a"])):
                 n = _count_word(sent, word)
                 if n != 1:
                     raise StimulusError(f"{where}: {sent!r} must contain {word!r} exactly once as a word, found {n}")
-            why = _misalignment(x, y)
+                if _contracted(sent, word):
+                    raise StimulusError(f"{where}: {sent!r} also contains {word!r} in {_contracted(sent, word)[0]!r}, "
+                                        f"which the tokenizer reads as {word!r} + an apostrophe + the rest: a second "
+                                        f"target word; write it out in full")
+                if _count_word(sent, other):
+                    raise StimulusError(f"{where}: {sent!r} contains the other target word {other!r} too "
+                                        f"(data/README.md rule 4): the pair must differ in the target word only")
+            why = _pair_difference(x, y, int(meta.get("also_differ", 0)))
             if why:
-                raise StimulusError(f"{where}: the two sentences of a pair must line up word for word "
-                                    f"(data/README.md rule 3), but {why}: {x!r} / {y!r}")
-            key = (" ".join(x.split()), " ".join(y.split()))
+                raise StimulusError(f"{where}: the two sentences of a pair must be the same word for word but for "
+                                    f"the target (data/README.md rule 3), but {why}: {x!r} / {y!r}")
+            key = (" ".join(x.lower().split()), " ".join(y.lower().split()))
             if key in seen:
                 raise StimulusError(f"{where}: this pair repeats line {seen[key]} ({path.name}:{seen[key]}); "
                                     f"each pair must appear once: {x!r} / {y!r}")
@@ -168,7 +211,7 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
                 raise StimulusError(f"{where}: a test text needs exactly one {MASK}, found {x.count(MASK)}: {x!r}")
             if y not in (meta["a"], meta["b"]):
                 raise StimulusError(f"{where}: expected answer {y!r} must be {meta['a']!r} or {meta['b']!r}")
-            key = (" ".join(x.split()), "test")
+            key = (" ".join(x.lower().split()), "test")
             if key in seen:
                 raise StimulusError(f"{where}: this test text repeats line {seen[key]} ({path.name}:{seen[key]}): "
                                     f"{x!r}")
@@ -196,7 +239,8 @@ def target_positions(tokenizer, sentences: Sequence[str], words: str | Sequence[
         raise StimulusError(f"{len(sentences)} sentences but {len(words)} target words")
     out, split = [], {}
     for i, (sent, word) in enumerate(zip(sentences, words)):
-        spans = [m.span() for m in re.finditer(rf"(?<![\w'-]){re.escape(word)}(?![\w'-])", sent, flags=re.I)]
+        sent, word = model_text(tokenizer, sent), model_text(tokenizer, word)   # [MASK] -> <mask> (RoBERTa)
+        spans = find_word(sent, word)
         if not spans:
             raise StimulusError(f"sentence {i} {sent!r} does not contain the target word {word!r}")
         if len(spans) > 1:

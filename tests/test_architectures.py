@@ -184,3 +184,16 @@ def test_part1_runs_on_any_encoder(arch, tmp_path):
     assert p1.acts_a.shape == p1.acts_b.shape == (4, WIDTH)
     assert p1.test.t.shape == (WIDTH,) and "layer 1" in p1.summary()
     assert hooks_attached(model) == []
+
+
+def test_mask_target_is_the_tokenizers_mask_token_on_roberta():
+    """Selection at a [MASK] (controls.mask_selection) reads the <mask> token, not the last piece of '[MASK]'."""
+    model, tok = build("roberta")
+    texts = MASKED
+    want = [p[0] for p in __import__("helpers.stimuli", fromlist=["mask_positions"]).mask_positions(tok, texts)]
+    assert target_positions(tok, texts, "[MASK]") == want
+    got = mlp_activations(model, tok, texts, "[MASK]", 0, site="pre", verbose=False)[0]
+    enc = tok([t.replace("[MASK]", "<mask>") for t in texts], return_tensors="pt", padding=True)
+    with Trace(model, mlp_module_name(model, 0, "pre")) as t, torch.no_grad():
+        model(**enc)
+    np.testing.assert_allclose(got, t.output[torch.arange(len(texts)), want].numpy(), atol=1e-5)

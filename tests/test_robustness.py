@@ -134,12 +134,13 @@ def test_unequal_sentences_and_words(tokenizer):
 
 
 @pytest.mark.parametrize("b_sentence, why", [
-    ("Nobody told her about the change of plans.", r"differ in 8 of 8 words"),   # from another pair
+    ("Nobody told her about the change of plans.", r"differ in 8 words \('The'/'Nobody'"),   # from another pair
     ("Her dog followed home.", r"have 8 and 4 words"),
 ])
 def test_misaligned_pair_in_a_file_names_the_line(tmp_path, b_sentence, why):
     f = write(tmp_path, HEADER + PAIR + f"pair\tThe dog followed him across the garden yesterday.\t{b_sentence}\n")
-    with pytest.raises(StimulusError, match=rf"mine\.tsv:5: the two sentences of a pair must line up .*{why}"):
+    with pytest.raises(StimulusError, match=rf"mine\.tsv:5: the two sentences of a pair must be the same word for "
+                                            rf"word .*{why}"):
         load_contrast(f)
 
 
@@ -246,8 +247,10 @@ def test_all_neurons_zero_variance():
 @pytest.mark.parametrize("body, where, msg", [
     ("pair\tThe dog followed him home.\tThe dog followed her home.\n", 1, "must come before the first pair"),
     (HEADER + "pair The dog followed him home. The dog followed her home.\n", 4, "must start with 'pair', 'test'"),
-    (HEADER + "pair\tThe dog followed him home.\n", 4, "needs 3 non-empty tab-separated fields, found 2"),
-    (HEADER + "pair\tThe dog followed him home.\t \n", 4, "needs 3 non-empty tab-separated fields, found 2"),
+    (HEADER + "pair\tThe dog followed him home.\n", 4, r"needs exactly 3 tab-separated fields .*found 2 field\(s\):"),
+    (HEADER + "pair\tThe dog followed him home.\t \n", 4, r"found 3 field\(s\), 1 of them empty"),
+    (HEADER + "pair\tThe dog followed him home.\tThe dog followed her home.\t\n", 4,
+     r"found 4 field\(s\), 1 of them empty \(a doubled or trailing tab\?\)"),
     (HEADER + PAIR + "test\tThe dog followed her home.\ther\n", 5, r"exactly one \[MASK\], found 0"),
     (HEADER + PAIR + "test\t[MASK] saw [MASK].\ther\n", 5, r"exactly one \[MASK\], found 2"),
     (HEADER + PAIR + "test\tThe dog followed [MASK] home.\tthem\n", 5, "must be 'him' or 'her'"),
@@ -446,3 +449,62 @@ def test_same_seed_same_model_bit_identical_in_process_and_across_processes():
     assert fresh[0] == fresh[1], "two fresh processes differ"
     assert here[0] == fresh[0], "this process and a fresh one differ"
     assert "Part 1 | tiny-bert, layer 1" in here[0]["s1"] and here[0]["s3"].startswith("Part 3")
+
+
+# --- rules 3, 4 and 7 as written in data/README.md ----------------------------------------------
+
+@pytest.mark.parametrize("a_sentence, b_sentence, why", [
+    ("The dog followed him home.", "The cat followed her home.", r"2 words \('dog'/'cat'"),
+    ("The big dog followed him all the way home today.", "The small cat chased her all the way home today.",
+     "4 words"),
+    ("The dog followed him home.", "The dog followed her dog.", r"'home\.'/'dog\.'"),
+    ("The dog followed him home.", "The dog followed her home!", r"'home\.'/'home!'"),
+])
+def test_a_pair_differs_in_the_target_word_only(tmp_path, a_sentence, b_sentence, why):
+    with pytest.raises(StimulusError, match=rf"mine\.tsv:4: .*same word for word .*{why}.*also_differ"):
+        load_contrast(write(tmp_path, HEADER + f"pair\t{a_sentence}\t{b_sentence}\n"))
+    # one agreeing word allowed where the file says so
+    ok = write(tmp_path, HEADER + "#: also_differ = 1\npair\tThe dog followed him home.\tThe cat followed her home.\n")
+    assert len(load_contrast(ok).pairs) == 1
+    with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*also_differ = N' needs a whole number"):
+        load_contrast(write(tmp_path, HEADER + "#: also_differ = some\n"))
+
+
+@pytest.mark.parametrize("pair, msg", [
+    ("pair\tThe dog followed him to her house.\tThe dog followed her to our house.\n", "other target word 'her'"),
+    ("pair\tHe's sure that the dog followed him.\tHe's sure that the dog followed her.\n", None),
+    ("pair\tHim's the one; the dog followed him.\tHim's the one; the dog followed her.\n", r"in \"Him's\""),
+])
+def test_no_second_target_word_rule_4(tmp_path, pair, msg):
+    f = write(tmp_path, HEADER + pair)
+    if msg is None:                   # "He's" is neither him nor her: allowed
+        assert len(load_contrast(f).pairs) == 1
+        return
+    with pytest.raises(StimulusError, match=rf"mine\.tsv:4: .*{msg}"):
+        load_contrast(f)
+
+
+def test_quotes_do_not_hide_a_word_and_contractions_are_not_it(tokenizer):
+    assert target_positions(tokenizer, ["The word 'him' is short.", "The word \u2018her\u2019 is short."],
+                            ["him", "her"]) == [4, 4]
+    from helpers.stimuli import find_word
+    assert find_word("He's sure he will win.", "he") == [(10, 12)]
+    assert find_word("o'him", "him") == [] and find_word("him-self", "him") == []
+
+
+def test_repeats_ignore_case_and_lines_are_counted_at_newlines_only(tmp_path):
+    twice = HEADER + PAIR + PAIR.lower().replace("pair\t", "pair\t", 1)
+    with pytest.raises(StimulusError, match=r"mine\.tsv:5: this pair repeats line 4"):
+        load_contrast(write(tmp_path, twice))
+    # a form feed or U+2028 inside a line does not split it or shift later line numbers
+    body = HEADER + "pair\tThe dog\x0cfollowed him home.\tThe dog\x0cfollowed her home.\n" + \
+        "pair\tWe met him\u2028 there.\tWe met her\u2028 there.\n" + "pair\tbroken line\n"
+    with pytest.raises(StimulusError, match=r"mine\.tsv:6: a pair line needs exactly 3"):
+        load_contrast(write(tmp_path, body))
+
+
+def test_foil_names_a_word_outside_the_contrast():
+    c = load_contrast("him_her")
+    assert c.foil("her") == "him" and c.foil("him") == "her"
+    with pytest.raises(ValueError, match="'she' is not a word of the him/her contrast"):
+        c.foil("she")
