@@ -31,6 +31,8 @@ BASE_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 DELTA_DIR = Path(__file__).resolve().parents[1] / "data" / "models" / "stand-in"
 DELTA_FILE = "delta.safetensors"
 _TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+_COMPLETE = ".complete"   # written last into a built stand-in folder: a folder without it is rebuilt
+_STALE_TMP_S = 3600       # a build folder left this long by a killed process is removed
 
 
 class ModelUnavailable(RuntimeError):
@@ -106,11 +108,24 @@ def standin_base(head: str = "random", seed: int = 0):
     return model, AutoTokenizer.from_pretrained(base)
 
 
-def standin_dir(cache: Path | None = None) -> Path:
-    """A normal `from_pretrained` folder holding the stand-in (built once, then cached).
+def cache_root() -> Path:
+    """Where the stand-in is built: $KIT_CACHE (with ~ expanded) or ~/.cache/mech-interp-kit."""
+    env = os.environ.get("KIT_CACHE", "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mech-interp-kit"
+
+
+def _complete(folder: Path) -> bool:
+    """A built stand-in folder: every file there, the completion mark written last."""
+    need = (_COMPLETE, "config.json", "model.safetensors") + _TOKENIZER_FILES
+    return all((folder / f).is_file() for f in need)
+
+
+def standin_dir(cache: Path | None = None, rebuild: bool = False) -> Path:
+    """A normal `from_pretrained` folder holding the stand-in (built once, then cached in cache_root()).
 
     Built from the pip package's weights plus the trained tensors shipped in
-    data/models/stand-in/delta.safetensors (fp16, upcast to fp32 here).
+    data/models/stand-in/delta.safetensors (fp16, upcast to fp32 here). A folder left incomplete
+    (a killed build, a file deleted) is rebuilt; rebuild=True rebuilds a complete one too.
     """
     from safetensors.torch import load_file, save_file
 
@@ -118,41 +133,90 @@ def standin_dir(cache: Path | None = None) -> Path:
     if not delta_path.exists():
         raise ModelUnavailable(f"The stand-in's weights are missing: {delta_path} (is the clone complete?)")
     tag = _sha256(delta_path)[:12]
-    cache = cache or Path(os.environ.get("KIT_CACHE", Path.home() / ".cache" / "mech-interp-kit"))
+    cache = Path(cache) if cache else cache_root()
     folder = cache / f"stand-in-{tag}"
-    if (folder / "model.safetensors").exists():
+    if _complete(folder) and not rebuild:
         return folder
     base = _base_dir()
+    try:
+        delta = load_file(delta_path)
+    except Exception as e:   # safetensors' own error for a truncated or damaged file
+        raise ModelUnavailable(f"The stand-in's weights {delta_path} cannot be read ({e}): is the clone complete? "
+                               f"`git checkout -- data/models/stand-in/{DELTA_FILE}` restores it") from None
     state = _base_state(base)
-    for k, v in load_file(delta_path).items():
+    for k, v in delta.items():
         state[k] = v.float()
     state = {k: v.contiguous() for k, v in state.items()}
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    cfg = _standin_config(base)
-    cfg.save_pretrained(tmp)
-    # the decoder is tied to the word embeddings; the output bias is stored
-    state.pop("cls.predictions.decoder.weight", None)
-    save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-    for f in _TOKENIZER_FILES:
-        shutil.copy(base / f, tmp / f)
-    (tmp / "README.md").write_text((DELTA_DIR / "MODEL_CARD.md").read_text() if (DELTA_DIR / "MODEL_CARD.md").exists() else "")
+    try:
+        _remove_stale_builds(cache)
+        tmp.mkdir(parents=True, exist_ok=True)
+        cfg = _standin_config(base)
+        cfg.save_pretrained(tmp)
+        # the decoder is tied to the word embeddings; the output bias is stored
+        state.pop("cls.predictions.decoder.weight", None)
+        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        for f in _TOKENIZER_FILES:
+            shutil.copy(base / f, tmp / f)
+        card = DELTA_DIR / "MODEL_CARD.md"
+        (tmp / "README.md").write_text(card.read_text() if card.exists() else "")
+        (tmp / _COMPLETE).write_text(f"{tag}\n")
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ModelUnavailable(f"Cannot build the stand-in in {cache} ({e}). Set KIT_CACHE to a folder you can "
+                               f"write (it needs about 100 MB).") from None
+    if folder.exists() and (rebuild or not _complete(folder)):   # an incomplete (or unwanted) earlier build
+        old = folder.with_name(folder.name + f".old{os.getpid()}")
+        try:
+            folder.rename(old)
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
     try:
         tmp.rename(folder)
     except OSError:  # another process built it first
         shutil.rmtree(tmp, ignore_errors=True)
+    if not _complete(folder):
+        raise ModelUnavailable(f"The stand-in folder {folder} is incomplete and could not be replaced: delete it "
+                               f"and run again")
     return folder
 
 
+def _remove_stale_builds(cache: Path) -> None:
+    """Build folders (stand-in-*.tmpPID, .oldPID) that a killed process left over an hour ago."""
+    import time
+    if not cache.is_dir():
+        return
+    for p in list(cache.glob("stand-in-*.tmp*")) + list(cache.glob("stand-in-*.old*")):
+        try:
+            if time.time() - p.stat().st_mtime > _STALE_TMP_S:
+                shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def offline_setting() -> bool:
+    """True when HF_HUB_OFFLINE is set to a true value (1, ON, YES, TRUE: huggingface_hub's rule)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 def hub_reachable(timeout: float = 2.0) -> bool:
-    """True when huggingface.co answers (and HF_HUB_OFFLINE is not set)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    """True when the hub answers: $HF_ENDPOINT (default https://huggingface.co) accepts a connection and
+    HF_HUB_OFFLINE is not set. (A proxy is not consulted: behind one, set KIT_MODEL.)"""
+    if offline_setting():
         return False
+    from urllib.parse import urlparse
+    url = urlparse(os.environ.get("HF_ENDPOINT", "").strip() or "https://huggingface.co")
+    port = url.port or (80 if url.scheme == "http" else 443)
     try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
         return True
     except OSError:
         return False
+
+
+def _why_offline() -> str:
+    return "HF_HUB_OFFLINE is set" if offline_setting() else "the Hugging Face hub is unreachable"
 
 
 def _is_cached_on_hub_cache(name: str) -> bool:
@@ -176,42 +240,62 @@ def load_mlm(name: str | None = None, verbose: bool = True):
     "stand-in" (the kit's offline model). None: $KIT_MODEL if set, else the hub
     default when the hub answers, else the stand-in (with a notice).
     """
-    from transformers import AutoModelForMaskedLM, AutoTokenizer
-
-    requested = name if name is not None else os.environ.get(ENV_VAR) or None
-    if requested is None:
-        if hub_reachable() or _is_cached_on_hub_cache(DEFAULT_MODEL):
+    requested = str(name) if name is not None else os.environ.get(ENV_VAR, "").strip() or None
+    online = hub_reachable()
+    auto = requested is None
+    if auto:
+        if online or _is_cached_on_hub_cache(DEFAULT_MODEL):
             requested = DEFAULT_MODEL
         else:
             requested = STANDIN
-            print(f"Notice: the Hugging Face hub is unreachable, so this runs on the kit's offline stand-in "
-                  f"model (a 6-layer BERT, not {DEFAULT_MODEL}). Set {ENV_VAR}={DEFAULT_MODEL} where the "
-                  f"hub answers.", file=sys.stdout)
+            print(f"Notice: {_why_offline()}, so this runs on the kit's offline stand-in model (a 6-layer BERT, "
+                  f"not {DEFAULT_MODEL}). Set {ENV_VAR}={DEFAULT_MODEL} where the hub answers.", file=sys.stdout)
     if requested == STANDIN:
-        path = str(standin_dir())
+        try:
+            model, tokenizer = _from_folder(STANDIN, str(standin_dir()), True)
+        except ModelUnavailable:      # the cached folder is damaged (a file cut short): build it afresh, once
+            model, tokenizer = _from_folder(STANDIN, str(standin_dir(rebuild=True)), True)
         if verbose:
             print(f"Model: {STANDIN} (offline stand-in, 6 layers x 1536 MLP neurons; not {DEFAULT_MODEL})")
-    else:
-        path = requested
-        if not Path(requested).is_dir() and not hub_reachable() and not _is_cached_on_hub_cache(requested):
-            raise ModelUnavailable(
-                f"Cannot load {requested!r}: it is not a local folder and the Hugging Face hub is unreachable "
-                f"from here. Use load_mlm({STANDIN!r}) (or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
-    try:
-        from transformers import AutoConfig, AutoModelForCausalLM
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # its bar records timings in notebook outputs
-        causal = AutoConfig.from_pretrained(path).model_type in _CAUSAL
-        model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:  # ValueError: a folder without a masked-LM config
+        return model, tokenizer
+    if not Path(requested).is_dir() and not online and not _is_cached_on_hub_cache(requested):
         raise ModelUnavailable(
-            f"Cannot load {requested!r}: {e}. For the kit's offline model use load_mlm({STANDIN!r}).") from e
-    model.eval()
-    model.name_or_path = STANDIN if requested == STANDIN else requested
-    if verbose and requested != STANDIN:
+            f"Cannot load {requested!r}: it is not a local folder and {_why_offline()}. Use load_mlm({STANDIN!r}) "
+            f"(or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
+    try:
+        # offline: read the hub cache only, instead of retrying the network for every file
+        model, tokenizer = _from_folder(requested, requested, local_only=not online)
+    except ModelUnavailable as e:
+        if not auto or online:       # asked for by name, or a real failure with the hub there: say so
+            raise
+        print(f"Notice: {DEFAULT_MODEL} is only partly in this machine's hub cache and {_why_offline()} ({e}); "
+              f"this runs on the kit's offline stand-in model instead.", file=sys.stdout)
+        return load_mlm(STANDIN, verbose)
+    if verbose:
         print(f"Model: {requested}")
+    return model, tokenizer
+
+
+def _from_folder(label: str, path: str, local_only: bool):
+    """(model in eval mode, tokenizer) from a folder or hub name; ModelUnavailable when that fails."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # its bar records timings in notebook outputs
+    try:
+        causal = AutoConfig.from_pretrained(path, local_files_only=local_only).model_type in _CAUSAL
+        model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(
+            path, local_files_only=local_only)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
+    except Exception as e:  # OSError (files), ValueError (not a masked LM), safetensors' error (a cut-short file)
+        where = f" (the cached stand-in in {path})" if label == STANDIN else ""
+        raise ModelUnavailable(f"Cannot load {label!r}{where}: {str(e).rstrip('.')}."
+                               + ("" if label == STANDIN else f" For the kit's offline model use "
+                                                              f"load_mlm({STANDIN!r}).")) from e
+    if label == STANDIN and tokenizer.vocab_size < 1000:
+        raise ModelUnavailable(f"The cached stand-in in {path} has a broken tokenizer ({tokenizer.vocab_size} tokens)")
+    model.eval()
+    model.name_or_path = label
     return model, tokenizer
 
 
@@ -307,5 +391,5 @@ def is_causal(model) -> bool:
 
 
 def model_label(model) -> str:
-    """Short name for figure titles: 'stand-in' or the hub name."""
-    return getattr(model, "name_or_path", "") or type(model).__name__
+    """Short name for figure titles: 'stand-in' or the hub name (always a str)."""
+    return str(getattr(model, "name_or_path", "") or type(model).__name__)
