@@ -176,16 +176,97 @@ def part3(model, tokenizer, p1: Part1, p2: Part2, mode: str = "zero") -> Part3:
                  ablated, p2.logits - ablated)
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description="Run the lecture's three parts and print a summary.")
+# --- command line (python -m helpers; python -m helpers.report shares these arguments) -------------
+
+def _fraction(text: str) -> float:
+    try:
+        q = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 < q < 1:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return q
+
+
+def _natural(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def positive_int(text: str) -> int:
+    n = _natural(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {n}")
+    return n
+
+
+def add_lecture_args(ap: argparse.ArgumentParser) -> None:
+    """--model, --contrast, --layer, --q, --method: the arguments of both command lines."""
     ap.add_argument("--model", default=None, help="hub name, folder or 'stand-in' (default: $KIT_MODEL or auto)")
-    ap.add_argument("--contrast", default="him_her")
-    ap.add_argument("--layer", type=int, default=None)
-    ap.add_argument("--q", type=float, default=0.05)
+    ap.add_argument("--contrast", default="him_her",
+                    help="a shipped contrast or a .tsv path; Parts 2-3 need a demo sentence with one slot per "
+                         "word among its test lines (of the shipped sets: him_her)")
+    ap.add_argument("--layer", type=_natural, default=None, help="MLP layer (default: the lecture's, 9 of 12)")
+    ap.add_argument("--q", type=_fraction, default=0.05, help="FDR level, 0 < q < 1 (default 0.05)")
     ap.add_argument("--method", default="bh", choices=["bh", "by"])
+
+
+def checked_setup(ap: argparse.ArgumentParser, a):
+    """(model, tokenizer, contrast) for parsed arguments `a`, or ap.error (exit 2, no traceback) naming the
+    bad argument: the contrast is checked before the model is loaded, the layer right after."""
+    from .models import ModelUnavailable
+    from .stimuli import StimulusError
+    try:
+        c = load_contrast(a.contrast)
+    except StimulusError as e:
+        ap.error(f"--contrast: {e}")
+    if not [g for g in demo_items(c) if len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b}]:
+        from .stimuli import list_contrasts
+        ok = [n for n in list_contrasts() if _has_demo(load_contrast(n))]
+        ap.error(f"--contrast {a.contrast}: Parts 2 and 3 need a demo sentence among its test lines with one "
+                 f"{c.a!r} [MASK] and one {c.b!r} [MASK]; it has none. Shipped sets that have one: {', '.join(ok)}")
+    try:
+        model, tok = load_mlm(a.model)
+    except ModelUnavailable as e:
+        ap.error(f"--model: {e}")
+    if a.layer is not None:
+        try:
+            check_layer(model, a.layer)
+        except ValueError as e:
+            ap.error(f"--layer: {e}")
+    return model, tok, c
+
+
+def _has_demo(c: Contrast) -> bool:
+    return any(len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b} for g in demo_items(c))
+
+
+def writable_folder(ap: argparse.ArgumentParser, flag: str, folder) -> None:
+    """Create `folder` now (ap.error if it cannot be), so a bad path fails before the slow part."""
+    from pathlib import Path
+    p = Path(folder)
+    if p.exists() and not p.is_dir():
+        ap.error(f"{flag} {folder}: exists and is not a folder")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        ap.error(f"{flag} {folder}: cannot create it ({e.strerror or e})")
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m helpers", description="Run the lecture's three parts and print "
+                                                                          "a summary.")
+    add_lecture_args(ap)
     ap.add_argument("--figures", default=None, help="folder to save the lecture's figures (PNG) in")
     a = ap.parse_args(argv)
-    model, tok = load_mlm(a.model)
+    if a.figures:
+        writable_folder(ap, "--figures", a.figures)
+    model, tok, _ = checked_setup(ap, a)
     p1 = part1(model, tok, a.contrast, a.layer, a.q, a.method)
     p2 = part2(model, tok, a.contrast)
     p3 = part3(model, tok, p1, p2)

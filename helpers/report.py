@@ -27,7 +27,7 @@ from . import controls as ctl
 from .lecture import default_layer, part1, part2, part3
 from .lecture import figures as lecture_figures
 from .plots_controls import null_distribution
-from .models import DEFAULT_MODEL, STANDIN, load_mlm, model_label, n_layers, n_neurons
+from .models import DEFAULT_MODEL, STANDIN, model_label, n_layers, n_neurons
 
 DEFAULT_OUT = Path("build") / "report.html"
 
@@ -243,20 +243,21 @@ def _versions() -> str:
 
 
 def main(argv=None) -> Path:
-    ap = argparse.ArgumentParser(description="Run the lecture (parts 1-3 and the controls) and write one HTML page.")
+    from .lecture import add_lecture_args, checked_setup, positive_int, writable_folder
+    ap = argparse.ArgumentParser(prog="python -m helpers.report",
+                                 description="Run the lecture (parts 1-3 and the controls) and write one HTML page.")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"HTML file to write (default {DEFAULT_OUT})")
-    ap.add_argument("--model", default=None, help="hub name, folder or 'stand-in' (default: $KIT_MODEL or auto)")
-    ap.add_argument("--contrast", default="him_her")
-    ap.add_argument("--layer", type=int, default=None)
-    ap.add_argument("--q", type=float, default=0.05)
-    ap.add_argument("--method", default="bh", choices=["bh", "by"])
+    add_lecture_args(ap)
     ap.add_argument("--mode", default="zero", choices=["zero", "mean"])
-    ap.add_argument("--draws", type=int, default=200, help="random neuron sets per control lesion test")
+    ap.add_argument("--draws", type=positive_int, default=200, help="random neuron sets per control lesion test")
     ap.add_argument("--no-controls", action="store_true", help="leave out the random-neuron lesion tests")
     a = ap.parse_args(argv)
+    if Path(a.out).is_dir():
+        ap.error(f"--out {a.out}: is a folder; give the HTML file's path, e.g. {Path(a.out) / 'report.html'}")
+    writable_folder(ap, "--out", Path(a.out).parent)
     import matplotlib
     matplotlib.use("Agg")
-    model, tok = load_mlm(a.model)
+    model, tok, _ = checked_setup(ap, a)
     rep = build_report(model, tok, a.contrast, a.layer, a.q, a.method, a.mode,
                        controls=not a.no_controls, n_draws=a.draws)
     path = rep.write(a.out)
