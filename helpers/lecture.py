@@ -112,7 +112,7 @@ def demo_items(contrast) -> list[tuple[str, list[tuple[str, str]]]]:
 def part2(model, tokenizer, contrast="him_her", item: int = 0) -> Part2:
     """Logits of both words at both slots of demo sentence `item` (clean and each slot masked)."""
     c = _contrast(contrast)
-    items = [g for g in demo_items(c) if len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b}]
+    items = _two_slot_items(c)
     if not items:
         raise ValueError(f"{c.name}: no demo sentence with one {c.a!r} slot and one {c.b!r} slot among its test lines")
     if not 0 <= item < len(items):
@@ -225,9 +225,9 @@ def checked_setup(ap: argparse.ArgumentParser, a):
         c = load_contrast(a.contrast)
     except StimulusError as e:
         ap.error(f"--contrast: {e}")
-    if not [g for g in demo_items(c) if len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b}]:
+    if not _two_slot_items(c):
         from .stimuli import list_contrasts
-        ok = [n for n in list_contrasts() if _has_demo(load_contrast(n))]
+        ok = [n for n in list_contrasts() if _two_slot_items(load_contrast(n))]
         ap.error(f"--contrast {a.contrast}: Parts 2 and 3 need a demo sentence among its test lines with one "
                  f"{c.a!r} [MASK] and one {c.b!r} [MASK]; it has none. Shipped sets that have one: {', '.join(ok)}")
     try:
@@ -242,8 +242,9 @@ def checked_setup(ap: argparse.ArgumentParser, a):
     return model, tok, c
 
 
-def _has_demo(c: Contrast) -> bool:
-    return any(len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b} for g in demo_items(c))
+def _two_slot_items(c: Contrast) -> list:
+    """demo_items with one `a` slot and one `b` slot: what Parts 2 and 3 show."""
+    return [g for g in demo_items(c) if len(g[1]) == 2 and {w for _, w in g[1]} == {c.a, c.b}]
 
 
 def writable_folder(ap: argparse.ArgumentParser, flag: str, folder) -> None:
