@@ -33,7 +33,7 @@ import numpy as np
 
 from .lecture import Part1, default_layer
 from .lesion import ablate_neurons, masked_logits
-from .models import DEFAULT_MODEL, ENV_VAR, STANDIN, load_mlm, model_label, n_layers, n_neurons
+from .models import DEFAULT_MODEL, ENV_VAR, STANDIN, check_lengths, load_mlm, model_label, n_layers, n_neurons
 from .plots import COLORS, tvalues
 from .stats import paired_ttest_fdr
 from .stimuli import MASK, Contrast, StimulusError, list_contrasts, load_contrast, mask_positions
@@ -271,7 +271,9 @@ class Explorer:
             self.refresh()
 
     def on_reseed(self, button=None):
-        """Draw a new random neuron set (only matters for the random sets)."""
+        """Draw a new random neuron set (the button shows only while a random set is chosen)."""
+        if not str(self.w_set.value).startswith("random"):
+            return
         self._seed += 1
         if not self._hold:
             self.refresh()
@@ -309,7 +311,8 @@ class Explorer:
                 self._models[name] = self._loader(name)
             except Exception as e:
                 self._idle(last)
-                self._say(f"Cannot use <b>{html.escape(name)}</b> here: {html.escape(str(e))}<br>"
+                why = str(e).split(" Use load_mlm(")[0].split(" For the kit's offline model")[0]
+                self._say(f"Cannot use <b>{html.escape(name)}</b> here: {html.escape(why)}<br>"
                           f"Still showing <b>{html.escape(old)}</b>. Offline, choose the {STANDIN} "
                           f"(or set {ENV_VAR}={STANDIN}).", "error", escape=False)
                 with self._holding():
@@ -428,14 +431,24 @@ class Explorer:
         if self.tokenizer.mask_token not in text:
             return text, (f"Your sentence has no {MASK}: \u201c{text}\u201d. Put {MASK} where the word to predict "
                           f"goes, e.g. \u201c{self._default_sentence()}\u201d")
+        n = len(self.tokenizer(text, verbose=False)["input_ids"])
+        try:
+            check_lengths(self.model, [text], [n], "sentence")
+        except ValueError:
+            most = getattr(self.model.config, "max_position_embeddings", n)
+            return text, (f"Your sentence is {n} tokens long; {model_label(self.model)} reads at most {most}. "
+                          f"Shorten it.")
         return text, None
 
     # ---- drawing -------------------------------------------------------------------------
     def _draw(self, res: ExplorerResult) -> None:
         from IPython.display import Image, clear_output, display
+        import warnings
         fig = self.figure(res)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=80)
+        with warnings.catch_warnings():   # a character the font lacks (an emoji in the sentence) is drawn as a box
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            fig.savefig(buf, format="png", dpi=80)
         self.last_png = buf.getvalue()
         with self.out:
             clear_output(wait=True)
@@ -484,7 +497,8 @@ class Explorer:
         ax.set_ylabel("logit at the [MASK]")
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         sent = res.sentence if len(res.sentence) < 110 else res.sentence[:107] + "..."
-        expected = dict(res.contrast.tests).get(res.sentence.strip())
+        spelled = re.sub(r"\[mask\]", MASK, res.sentence.strip(), flags=re.I)
+        expected = dict(res.contrast.tests).get(spelled)
         quote = f"\u201c{sent}\u201d" + (f"  (expected: '{expected}')" if expected else "")
         ax.set_title(f"{res.part1.model_label}, layer {res.layer}: {res.mode}-ablating {len(res.neurons)} "
                      f"neurons ({res.set_label}) at the {MASK}\n{quote}", fontsize=10)
@@ -528,14 +542,16 @@ class Explorer:
         return names if current in names else [current] + names
 
     def _default_sentences(self, c: Contrast) -> set[str]:
-        return {t for t, _ in c.tests}
+        """Sentences the panel offered for `c` (its test lines, or the one made from its first pair)."""
+        return {t for t, _ in c.tests} | {self._default_sentence(c)}
 
-    def _default_sentence(self) -> str:
-        c = self._contrast
+    def _default_sentence(self, c: Contrast | None = None) -> str:
+        c = c or self._contrast
         return c.tests[0][0] if c.tests else f"{c.sentences_b[0].replace(c.b, MASK, 1)}"
 
     def _sync_k_visibility(self) -> None:
         self.w_k.layout.display = "" if self.w_set.value == "topk" else "none"
+        self.w_reseed.layout.display = "" if str(self.w_set.value).startswith("random") else "none"
 
     def _set_header(self) -> None:
         label = model_label(self.model)

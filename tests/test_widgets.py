@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.stimuli import load_contrast
 from helpers.widgets import Explorer
 
 CORE_WIDGET_MODULES = {"@jupyter-widgets/controls", "@jupyter-widgets/output", "@jupyter-widgets/base"}
@@ -298,3 +299,32 @@ def test_unavailable_start_model_falls_back_to_the_stand_in_and_says_so(model, t
     assert ex.model is model
     header = html.unescape(ex.header.value)
     assert "Could not load 'bert-base-uncased'" in header and "using the stand-in" in header
+
+
+def test_review_fixes_long_sentence_defaults_expected_word_and_reseed(explorer):
+    """A sentence longer than the model takes is a message in the panel (the result follows the controls);
+    a contrast without test lines keeps default-sentence swapping; [mask] in lower case still finds the
+    expected word; the re-draw button is there only for random sets."""
+    ex = explorer
+    ex.w_sentence.value = "The teacher thanked [MASK] for the help. " + "word " * 200
+    ex.w_q.value = 0.01
+    r = ex.result
+    assert r.q == 0.01 and r.before is None and "tokens long" in r.error and "Shorten" in r.error
+    ex.w_sentence.value = ex._default_sentence()
+    assert ex.result.before is not None and ex.result.error is None
+    ex.w_contrast.value = "him_her_context"
+    ex.w_contrast.value = "he_she"
+    assert ex.w_sentence.value == load_contrast("he_she").tests[0][0]
+    ex.w_contrast.value = "him_her"
+    text, word = load_contrast("him_her").tests[0]
+    ex.w_sentence.value = text.replace("[MASK]", "[mask]")
+    assert f"(expected: '{word}')" in ex.figure().axes[1].get_title()
+    ex.w_set.value = "b"
+    assert ex.w_reseed.layout.display == "none"
+    seed = ex._seed
+    ex.on_reseed()
+    assert ex._seed == seed
+    ex.w_set.value = "random_b"
+    assert ex.w_reseed.layout.display == ""
+    ex.on_reseed()
+    assert ex._seed == seed + 1
