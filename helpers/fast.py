@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from .hooks import StopForward, eval_mode, hooks_attached
-from .lesion import _ints, ablate_neurons, logits_at, neuron_index, word_ids
-from .models import block_module_name, check_layer, n_neurons
+from .lesion import PositionError, _int, _ints, _texts, ablate_neurons, logits_at, neuron_index, word_ids
+from .models import block_module_name, check_layer, check_lengths, n_neurons
 
 FAST_TYPES = ("bert", "roberta", "electra")
 FAST_MODES = ("zero", "mean")
@@ -539,8 +539,6 @@ def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
 def _check_texts(model, tokenizer, texts, positions):
     """(texts with [MASK] as the tokenizer's mask token, one int position per text), or an error naming
     the text: not a string, longer than the model takes, or its position outside its tokens."""
-    from .lesion import PositionError, _int, _texts
-    from .models import check_lengths
     from .stimuli import model_text
     texts = [model_text(tokenizer, t) for t in _texts(texts)]
     one = _int(positions, "positions")

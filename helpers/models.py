@@ -36,7 +36,14 @@ _STALE_TMP_S = 3600       # a build folder left this long by a killed process is
 
 
 class ModelUnavailable(RuntimeError):
-    """The requested model cannot be loaded here (offline, unknown name, broken base)."""
+    """The requested model cannot be loaded here (offline, unknown name, broken base).
+
+    `reason` is what went wrong; the message adds `advice` (what to call instead), which a panel
+    with its own advice can leave out."""
+
+    def __init__(self, reason: str, advice: str = ""):
+        super().__init__(f"{reason} {advice}" if advice else reason)
+        self.reason, self.advice = reason, advice
 
 
 def _base_dir() -> Path:
@@ -259,9 +266,8 @@ def load_mlm(name: str | None = None, verbose: bool = True):
             print(f"Model: {STANDIN} (offline stand-in, 6 layers x 1536 MLP neurons; not {DEFAULT_MODEL})")
         return model, tokenizer
     if not Path(requested).is_dir() and not online and not _is_cached_on_hub_cache(requested):
-        raise ModelUnavailable(
-            f"Cannot load {requested!r}: it is not a local folder and {_why_offline()}. Use load_mlm({STANDIN!r}) "
-            f"(or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
+        raise ModelUnavailable(f"Cannot load {requested!r}: it is not a local folder and {_why_offline()}.",
+                               f"Use load_mlm({STANDIN!r}) (or set {ENV_VAR}={STANDIN}) for the kit's offline stand-in.")
     try:
         # offline: read the hub cache only, instead of retrying the network for every file
         model, tokenizer = _from_folder(requested, requested, local_only=not online)
@@ -289,9 +295,9 @@ def _from_folder(label: str, path: str, local_only: bool):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)
     except Exception as e:  # OSError (files), ValueError (not a masked LM), safetensors' error (a cut-short file)
         where = f" (the cached stand-in in {path})" if label == STANDIN else ""
-        raise ModelUnavailable(f"Cannot load {label!r}{where}: {str(e).rstrip('.')}."
-                               + ("" if label == STANDIN else f" For the kit's offline model use "
-                                                              f"load_mlm({STANDIN!r}).")) from e
+        raise ModelUnavailable(f"Cannot load {label!r}{where}: {str(e).rstrip('.')}.",
+                               "" if label == STANDIN else f"For the kit's offline model use load_mlm({STANDIN!r}).") \
+            from e
     if label == STANDIN and tokenizer.vocab_size < 1000:
         raise ModelUnavailable(f"The cached stand-in in {path} has a broken tokenizer ({tokenizer.vocab_size} tokens)")
     model.eval()
@@ -334,14 +340,22 @@ def check_layer(model, layer) -> int:
     return int(layer)
 
 
+def max_tokens(model) -> int | None:
+    """The most tokens (special ones included) one text may have for this model: max_position_embeddings,
+    2 fewer for RoBERTa (its positions start after its pad id); None when the config does not say."""
+    most = getattr(model.config, "max_position_embeddings", None)
+    if most is not None and model.config.model_type in ("roberta", "xlm-roberta", "camembert"):
+        return most - (model.config.pad_token_id or 0) - 1
+    return most
+
+
 def check_lengths(model, texts, lengths, what: str = "text") -> None:
     """A ValueError naming the first of `texts` whose token count (lengths[i]) is more than the model
-    takes (max_position_embeddings; RoBERTa's positions start after its pad id, so 2 fewer)."""
-    most = getattr(model.config, "max_position_embeddings", None)
-    if most is None:
+    takes (max_tokens)."""
+    limit = max_tokens(model)
+    if limit is None:
         return
-    roberta = model.config.model_type in ("roberta", "xlm-roberta", "camembert")
-    limit = most - (model.config.pad_token_id or 0) - 1 if roberta else most
+    most = model.config.max_position_embeddings
     for i, (s, n) in enumerate(zip(texts, lengths)):
         if n > limit:
             shown = s if len(s) <= 60 else s[:57] + "..."

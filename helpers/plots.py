@@ -51,10 +51,15 @@ def tvalues(part1, ax=None) -> Figure:
     return fig
 
 
+def _word_colour(contrast, word: str) -> str:
+    """The colour of a contrast's word: COLORS["b"] for its b word (her), COLORS["a"] for the other."""
+    return COLORS["b"] if word == contrast.b else COLORS["a"]
+
+
 def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
     """values [3 texts, 2 mask slots, 2 words] as grouped bars."""
     w = part2.words
-    colors = [COLORS["b"] if x == part2.contrast.b else COLORS["a"] for x in w]
+    colors = [_word_colour(part2.contrast, x) for x in w]
     labels = ["clean"] + [f"[MASK] at {s}" for s in part2.slot_words]
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
@@ -96,7 +101,7 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     before, after = (np.array(v) for v in zip(*[(b, a) for _, _, b, a in part3.logit_diffs()]))
     x = np.arange(len(before))
     ax1.bar(x - 0.2, before, 0.38, color=COLORS["other"], edgecolor="k", lw=0.5, label="clean")
-    ax1.bar(x + 0.2, after, 0.38, color=[COLORS["b"] if w == p2.contrast.b else COLORS["a"] for w in p2.slot_words],
+    ax1.bar(x + 0.2, after, 0.38, color=[_word_colour(p2.contrast, w) for w in p2.slot_words],
             edgecolor="k", lw=0.5)
     for xi, b, a in zip(x, before, after):
         ax1.annotate(f"{b:+.2f} → {a:+.2f}", (xi, max(b, a, 0)), textcoords="offset points", xytext=(0, 4),
@@ -109,7 +114,7 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     # the ablated bars take the colour of the word at their slot: one legend entry per colour
     from matplotlib.patches import Patch
     handles = [Patch(facecolor=COLORS["other"], edgecolor="k", lw=0.5, label="clean")] + \
-        [Patch(facecolor=COLORS["b"] if w == p2.contrast.b else COLORS["a"], edgecolor="k", lw=0.5,
+        [Patch(facecolor=_word_colour(p2.contrast, w), edgecolor="k", lw=0.5,
                label=f"'{w}' neurons zeroed" if part3.mode == "zero" else f"'{w}' neurons ablated ({part3.mode})")
          for w in p2.slot_words]
     ax1.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

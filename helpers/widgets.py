@@ -33,7 +33,7 @@ import numpy as np
 
 from .lecture import Part1, default_layer
 from .lesion import ablate_neurons, masked_logits
-from .models import DEFAULT_MODEL, ENV_VAR, STANDIN, check_lengths, load_mlm, model_label, n_layers, n_neurons
+from .models import DEFAULT_MODEL, ENV_VAR, STANDIN, load_mlm, max_tokens, model_label, n_layers, n_neurons
 from .plots import COLORS, tvalues
 from .stats import paired_ttest_fdr
 from .stimuli import MASK, Contrast, StimulusError, list_contrasts, load_contrast, mask_positions
@@ -311,7 +311,7 @@ class Explorer:
                 self._models[name] = self._loader(name)
             except Exception as e:
                 self._idle(last)
-                why = str(e).split(" Use load_mlm(")[0].split(" For the kit's offline model")[0]
+                why = getattr(e, "reason", str(e))      # the panel gives its own advice below
                 self._say(f"Cannot use <b>{html.escape(name)}</b> here: {html.escape(why)}<br>"
                           f"Still showing <b>{html.escape(old)}</b>. Offline, choose the {STANDIN} "
                           f"(or set {ENV_VAR}={STANDIN}).", "error", escape=False)
@@ -431,11 +431,8 @@ class Explorer:
         if self.tokenizer.mask_token not in text:
             return text, (f"Your sentence has no {MASK}: \u201c{text}\u201d. Put {MASK} where the word to predict "
                           f"goes, e.g. \u201c{self._default_sentence()}\u201d")
-        n = len(self.tokenizer(text, verbose=False)["input_ids"])
-        try:
-            check_lengths(self.model, [text], [n], "sentence")
-        except ValueError:
-            most = getattr(self.model.config, "max_position_embeddings", n)
+        n, most = len(self.tokenizer(text, verbose=False)["input_ids"]), max_tokens(self.model)
+        if most is not None and n > most:
             return text, (f"Your sentence is {n} tokens long; {model_label(self.model)} reads at most {most}. "
                           f"Shorten it.")
         return text, None

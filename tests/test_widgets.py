@@ -235,6 +235,7 @@ def test_bert_base_offline_shows_a_message_and_keeps_the_model(explorer, monkeyp
     ex.w_model.value = "bert-base-uncased"              # the real loader, offline
     assert ex.w_model.value == "tiny-bert"
     assert "bert-base-uncased" in ex.message and "stand-in" in ex.message
+    assert "load_mlm(" not in ex.message and ex.message.count("set KIT_MODEL") == 1   # its advice once
     assert "Cannot" in ex.status.value
     assert ex.model.name_or_path == "tiny-bert" and ex.result is before
     ex.w_q.value = 0.1                                  # still works afterwards
