@@ -1,4 +1,4 @@
 """`python -m helpers [--model ...] [--figures DIR]`: run the lecture's three parts and print a summary."""
-from .lecture import main
+from .cli import main
 
 main()

@@ -20,15 +20,21 @@ tests/test_fast.py checks that the two agree. Other architectures (DistilBERT, G
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from transformers.activations import gelu
 
+from . import _args
+from .arch import DEFAULT_SITE, blocks, check_layer, check_lengths, check_site, model_device, n_neurons
 from .hooks import StopForward, eval_mode, hooks_attached
-from .lesion import PositionError, _int, _ints, _texts, ablate_neurons, logits_at, neuron_index, word_ids
-from .models import block_module_name, check_layer, check_lengths, n_neurons
+from .lesion import ablate_neurons, check_values
+from .readout import logits_at, word_ids
+from .stimuli import model_text
 
 FAST_TYPES = ("bert", "roberta", "electra")
 FAST_MODES = ("zero", "mean")
@@ -46,23 +52,35 @@ F_TILES = 4                   # block L+1's per-text-and-set vectors F_h: comput
 
 def supports_fast(model) -> bool:
     """True when `model` is a BERT-style masked LM whose layers the fast path can re-run piecewise."""
+    return slow_reason(model) is None
+
+
+def slow_reason(model) -> str | None:
+    """Why the fast path does not apply to `model` (None when it does)."""
     cfg = model.config
     if cfg.model_type not in FAST_TYPES or getattr(cfg, "is_decoder", False):
-        return False
+        return f"it is a {cfg.model_type} model (the fast path knows {', '.join(FAST_TYPES)} masked LMs)"
     if getattr(cfg, "add_cross_attention", False) or getattr(cfg, "chunk_size_feed_forward", 0):
-        return False
+        return "its blocks use cross-attention or chunked feed-forward"
     if getattr(cfg, "position_embedding_type", "absolute") not in (None, "absolute"):
-        return False
+        return f"its position embeddings are {cfg.position_embedding_type!r}, not absolute"
     if _head(model) is None:
-        return False
+        return "its masked-LM head is not one the fast path knows"
     try:
-        lay = _layers(model)[0]
+        lay = blocks(model)[0]
         sa = lay.attention.self
-        return all(hasattr(sa, a) for a in ("query", "key", "value", "num_attention_heads",
-                                            "attention_head_size", "scaling")) \
-            and all(hasattr(lay, a) for a in ("intermediate", "output")) and hasattr(lay.attention, "output")
-    except (AttributeError, IndexError, LookupError):
-        return False
+        missing = [a for a in ("query", "key", "value", "num_attention_heads", "attention_head_size")
+                   if not hasattr(sa, a)]
+        missing += [a for a in ("intermediate", "output") if not hasattr(lay, a)]
+    except (AttributeError, IndexError, LookupError) as e:
+        return f"its blocks are not laid out as BERT's ({e})"
+    return f"its self-attention lacks {', '.join(missing)}" if missing else None
+
+
+def _scaling(sa) -> float:
+    """The attention scale 1/sqrt(head size): transformers 5 stores it as `scaling`, 4.x computes it."""
+    scale = getattr(sa, "scaling", None)
+    return float(scale) if scale is not None else sa.attention_head_size ** -0.5
 
 
 def clean_logit_diffs(model, tokenizer, texts: Sequence[str], positions, target: str, foil: str) -> np.ndarray:
@@ -78,43 +96,35 @@ def clean_logit_diffs(model, tokenizer, texts: Sequence[str], positions, target:
 
 
 def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, layer: int, neuron_sets,
-                         target: str, foil: str, mode: str = "zero", values=None, site: str = "post",
+                         target: str, foil: str, mode: str = "zero", values=None, site: str = DEFAULT_SITE,
                          batch_size: int | None = None, fast: bool = True) -> np.ndarray:
     """logit(target) - logit(foil) at positions[i] of texts[i] with each neuron set ablated: [n_sets, n_texts].
 
-    texts: n sentences; positions: one token index per text (special tokens counted, as in
-    stimuli.target_positions; mask_positions' one-element lists work too), or one int for all.
-    The set is ablated ONLY at that token, at the MLP of `layer` (site "post" after the
-    nonlinearity, "pre" before it).
+    texts: n sentences; positions: one entry per text, one token index each (an int, or a one-element
+    list as mask_positions gives for one [MASK]; special tokens counted, as in stimuli.target_positions).
+    The set is ablated ONLY at that token, at the MLP of `layer` (site "pre", the default, before the
+    nonlinearity; "post" after it).
     neuron_sets: a list of sets, each a boolean mask [n_neurons] or an index array; or a 2-D bool
     array [n_sets, n_neurons]; or a 2-D int array [n_sets, k] (k indices per set).
     mode: "zero", or "mean" with values [n_neurons] (as in helpers.lesion.ablate_neurons).
     batch_size: sequences (sets x texts) per forward chunk; None picks one from a memory budget.
     fast: False computes the same numbers the straightforward way (a full hooked forward per set).
-    Hooks already attached to the model (an outer ablate_neurons, a Trace) are respected: the call
-    then takes the fast=False path, with a warning. Assumes dropout is off (the model is switched
-    to eval mode for the call and switched back).
+    Where the fast path does not apply (another architecture, hooks attached) the call says so once
+    (a warning) and takes the fast=False path. Runs in eval mode on the model's device.
     """
     layer = check_layer(model, layer)
     if mode not in FAST_MODES:
         raise ValueError(f"mode must be one of {FAST_MODES}, got {mode!r} (resample: use lesion.ablate_neurons)")
-    if site not in ("pre", "post"):
-        raise ValueError(f"site must be 'pre' or 'post', got {site!r}")
+    check_site(site)
     width = n_neurons(model, layer)
-    masks = _set_masks(neuron_sets, width, layer)
-    if mode == "mean":
-        if values is None:
-            raise ValueError(f"mode='mean' needs `values`: the mean of each neuron, shape ({width},)")
-        values = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=np.float32)
-        if values.shape != (width,):
-            raise ValueError(f"mode='mean': values must have shape ({width},), got {values.shape}")
+    masks = _args.neuron_sets(neuron_sets, width, layer)
+    values = check_values(mode, values, width)
+    values = None if values is None else values.numpy()
     texts, positions = _check_texts(model, tokenizer, texts, positions)
     ids = word_ids(tokenizer, [target, foil])
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ValueError(f"batch_size must be a positive integer number of sequences (or None), got {batch_size!r}")
+    batch_size = _args.positive_int(batch_size, "batch_size", allow_none=True)
     with torch.no_grad(), eval_mode(model):
-        if not fast or not supports_fast(model) or _hooked(model):
+        if not fast or _slow_said(model) or _hooked(model):
             return _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, values, site)
         out = np.empty((len(masks), len(texts)), dtype=np.float32)
         shared: dict = {}
@@ -125,13 +135,27 @@ def ablation_logit_diffs(model, tokenizer, texts: Sequence[str], positions, laye
     return out
 
 
+_SAID: set = set()
+
+
+def _slow_said(model) -> bool:
+    """True when the fast path does not apply; the first time for a kind of model, a warning says why and
+    what it costs (a null then takes one full forward pass per neuron set)."""
+    why = slow_reason(model)
+    if why is not None and (model.config.model_type, why) not in _SAID:
+        _SAID.add((model.config.model_type, why))
+        warnings.warn(f"the fast null does not apply to this model because {why}: ablation_logit_diffs runs one "
+                      f"full forward pass per neuron set (fast=False), which is 10-40x slower on a BERT-size "
+                      f"model; use fewer draws if that is too slow", stacklevel=3)
+    return why is not None
+
+
 def _hooked(model) -> bool:
     """True (with a warning) when hooks are attached to the model: the fast path rebuilds blocks from
     their weights instead of calling them, so it would skip those hooks; the slow path runs them.
     Hooks that only read (a function with `observe_only = True`, as the bench's timers) are let through."""
     found = hooks_attached(model, observers=False)
     if found:
-        import warnings
         names = ", ".join(sorted({n for n, _ in found})[:4]) + (", ..." if len(found) > 4 else "")
         warnings.warn(f"hooks are attached to {names}: ablation_logit_diffs runs one full forward per set "
                       f"(fast=False), because the fast path would skip them", stacklevel=3)
@@ -141,7 +165,7 @@ def _hooked(model) -> bool:
 def _texts_per_group(model, layer: int, n: int) -> int:
     """Texts of n tokens cached together: TEXTS_PER_GROUP, fewer where block L+1's per-token vectors
     (n x (heads + 2) x n_neurons floats per text, see _clean_next) would pass BASIS_BUDGET."""
-    layers = _layers(model)
+    layers = blocks(model)
     if layer + 1 >= len(layers) - 1:
         return TEXTS_PER_GROUP
     nxt = layers[layer + 1]
@@ -167,68 +191,88 @@ def _slow(model, tokenizer, texts, positions, layer, masks, target, foil, mode, 
 
 # --- the fast path -----------------------------------------------------------------------------
 
+@dataclass
+class _Group:
+    """What one group of equal-length texts keeps from its clean pass (shapes: B texts, n tokens, d, W)."""
+
+    layers: torch.nn.ModuleList
+    layer: int
+    pos: torch.Tensor           # [B] the read token of each text
+    keep: torch.Tensor          # [B, n] bool: real tokens
+    cache: dict                 # block `layer`'s inputs and outputs (_clean_pass)
+    a_p: torch.Tensor           # [B, d] MLP input at the read token
+    post_p: torch.Tensor        # [B, W] clean MLP hidden layer there
+    fill: torch.Tensor          # [W] the post-nonlinearity value an ablated neuron gets
+    qkv: list | None = None     # block L+1's clean queries, keys, values
+    clean_next: dict | None = None   # block L+1's per-token vectors (_clean_next), where they apply
+
+    @property
+    def last(self) -> int:
+        return len(self.layers) - 1
+
+
 def _fast_group(model, tokenizer, texts, positions, layer, masks, ids, mode, values, site, batch_size, shared):
     """[n_sets, len(texts)] for one group of texts of one token length."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     enc = tokenizer(list(texts), return_tensors="pt", padding=True).to(device)
-    B, n = enc["input_ids"].shape
-    pos = torch.tensor(positions, device=device)
-    rows = torch.arange(B, device=device)
-    keep = enc["attention_mask"].bool() if "attention_mask" in enc else torch.ones(B, n, dtype=torch.bool,
-                                                                                   device=device)
-    layers = _layers(model)
-    last = len(layers) - 1
-    lay = layers[layer]
-
-    # one pass through layers 0..layer, stopped after `layer`
-    cache = _clean_pass(model, enc, lay)
-    a_p = cache["attn_out"][rows, pos]                       # [B, d] MLP input at the read token
-    pre_p = lay.intermediate.dense(a_p)                      # [B, W]
-    post_p = lay.intermediate.intermediate_act_fn(pre_p)
-    act = lay.intermediate.intermediate_act_fn
-    width = post_p.shape[1]
-    if mode == "zero":
-        fill = torch.zeros(width, device=device)
-    else:
-        fill = torch.as_tensor(values, device=device)
-    if site == "pre":
-        fill = act(fill)                                      # the post value a set neuron gets
-    fill = fill.to(post_p.dtype)
-    h_L = cache["out"]                                       # [B, n, d] residual leaving `layer`
-    if layer < last:
-        nxt = layers[layer + 1]
-        qkv = [_heads(nxt, getattr(nxt.attention.self, w)(h_L)) for w in ("query", "key", "value")]
-        # block L+1 at every token via _next_layer_all where it applies (no padding, more blocks above)
-        per_token = layer + 1 < last and n > 1 and bool(keep.all())
-        clean_next = _clean_next(nxt, h_L, pos, qkv, shared) if per_token else None
-
+    g = _group(model, enc, torch.tensor(positions, device=device), layer, mode, values, site, shared)
+    B, n = g.keep.shape
     masks_t = torch.as_tensor(masks, device=device)
-    per_seq = n * max(width, h_L.shape[-1] * 4) * 4          # bytes of the widest activation per sequence
+    per_seq = n * max(g.post_p.shape[1], g.a_p.shape[-1] * 4) * 4    # bytes of the widest activation per sequence
     budget = CPU_BUDGET if device.type == "cpu" else MEMORY_BUDGET
-    rows_per_chunk = batch_size or max(B, budget // per_seq)
-    sets_per_chunk = max(1, rows_per_chunk // B)
+    sets_per_chunk = max(1, (batch_size or max(B, budget // per_seq)) // B)
     out = np.empty((len(masks), B), dtype=np.float32)
     for s0 in range(0, len(masks), sets_per_chunk):
         m = masks_t[s0: s0 + sets_per_chunk]                 # [K, W]
-        K = m.shape[0]
-        N = K * B
-        post = torch.where(m[:, None, :], fill, post_p[None])     # [K, B, W]
-        x_p = lay.output(post.reshape(N, width), a_p.repeat(K, 1))  # [N, d] residual at the read token
-        rep = rows.repeat(K)
-        rpos = pos.repeat(K)
-        if layer < last:
-            if clean_next is not None:
-                x_p = _next_layer_all(nxt, clean_next, x_p, K)
-            else:
-                x_p = _next_layer(nxt, h_L, x_p, qkv, K, rep, rpos, keep, only_read=(layer + 1 == last))
-            if layer + 1 < last:
-                hid = x_p
-                args, kwargs = _repeat_inputs(cache["args"], cache["kwargs"], K, B)
-                for j in range(layer + 2, last):
-                    hid = _as_tensor(layers[j](hid, *args, **kwargs))
-                x_p = _read_layer(layers[last], hid, rpos, keep.repeat(K, 1))
-        out[s0: s0 + K] = _logit_diff(model, x_p, ids).reshape(K, B).float().cpu().numpy()
+        out[s0: s0 + len(m)] = _logit_diff(model, _read_token(g, m), ids).reshape(len(m), B).float().cpu().numpy()
     return out
+
+
+def _group(model, enc, pos, layer, mode, values, site, shared) -> _Group:
+    """One hooked pass through layers 0..layer (stopped there), and what block L+1 needs from it."""
+    B, n = enc["input_ids"].shape
+    keep = enc["attention_mask"].bool() if "attention_mask" in enc else torch.ones(B, n, dtype=torch.bool,
+                                                                                   device=pos.device)
+    layers = blocks(model)
+    lay = layers[layer]
+    cache = _clean_pass(model, enc, lay)
+    a_p = cache["attn_out"][torch.arange(B, device=pos.device), pos]
+    post_p = lay.intermediate.intermediate_act_fn(lay.intermediate.dense(a_p))
+    fill = torch.zeros(post_p.shape[1], device=pos.device) if mode == "zero" else torch.as_tensor(values,
+                                                                                                   device=pos.device)
+    if site == "pre":
+        fill = lay.intermediate.intermediate_act_fn(fill)    # the post value a set neuron gets
+    g = _Group(layers, layer, pos, keep, cache, a_p, post_p, fill.to(post_p.dtype))
+    if layer < g.last:
+        nxt, h_L = layers[layer + 1], cache["out"]
+        g.qkv = [_heads(nxt, getattr(nxt.attention.self, w)(h_L)) for w in ("query", "key", "value")]
+        # block L+1 at every token via _next_layer_all where it applies (no padding, more blocks above)
+        if layer + 1 < g.last and n > 1 and bool(keep.all()):
+            g.clean_next = _clean_next(nxt, h_L, pos, g.qkv, shared)
+    return g
+
+
+def _read_token(g: _Group, m: torch.Tensor) -> torch.Tensor:
+    """The final hidden state at each text's read token with each of the K sets m [K, W] ablated: [K*B, d]."""
+    K, B = m.shape[0], g.a_p.shape[0]
+    lay = g.layers[g.layer]
+    post = torch.where(m[:, None, :], g.fill, g.post_p[None])                  # [K, B, W]
+    x_p = lay.output(post.reshape(K * B, -1), g.a_p.repeat(K, 1))              # [N, d] residual at the read token
+    if g.layer == g.last:
+        return x_p
+    rows, rpos = torch.arange(B, device=m.device).repeat(K), g.pos.repeat(K)
+    nxt = g.layers[g.layer + 1]
+    if g.clean_next is not None:
+        x_p = _next_layer_all(nxt, g.clean_next, x_p, K)
+    else:
+        x_p = _next_layer(nxt, g.cache["out"], x_p, g.qkv, K, rows, rpos, g.keep, only_read=(g.layer + 1 == g.last))
+    if g.layer + 1 == g.last:
+        return x_p
+    hid = x_p
+    args, kwargs = _repeat_inputs(g.cache["args"], g.cache["kwargs"], K, B)
+    for j in range(g.layer + 2, g.last):
+        hid = _as_tensor(g.layers[j](hid, *args, **kwargs))
+    return _read_layer(g.layers[g.last], hid, rpos, g.keep.repeat(K, 1))
 
 
 def _clean_pass(model, enc, lay) -> dict:
@@ -286,7 +330,7 @@ def _merge(x):
 def _attend(lay, q, k, v, keep):
     """Scaled dot-product attention with padding keys masked (keep: [N, n] bool)."""
     return F.scaled_dot_product_attention(q, k, v, attn_mask=keep[:, None, None, :],
-                                          scale=lay.attention.self.scaling)
+                                          scale=_scaling(lay.attention.self))
 
 
 def _next_layer(lay, h_L, x_p, qkv, K, rep, rpos, keep, only_read):
@@ -343,7 +387,7 @@ def _clean_next(lay, h_L, pos, qkv, shared: dict) -> dict:
     B, n, d = h_L.shape
     q, k, v = qkv                                                # [B, H, n, dh]
     rows = torch.arange(B, device=h_L.device)
-    s = torch.matmul(q, k.transpose(-1, -2)) * sa.scaling         # [B, H, n, n]
+    s = torch.matmul(q, k.transpose(-1, -2)) * _scaling(sa)         # [B, H, n, n]
     s[rows, :, :, pos] = float("-inf")                            # every query's score on the read token
     lse = torch.logsumexp(s, -1).transpose(1, 2).contiguous()     # [B, n, H] over s != m
     cbar = torch.matmul(torch.softmax(s, -1), v)                  # [B, H, n, dh]
@@ -383,14 +427,14 @@ def _next_layer_all(lay, clean, x_p, K):
     qm, km, vm = (getattr(sa, w)(x_p).view(K, B, H, dh) for w in ("query", "key", "value"))
 
     # every other token's new weight on the read token, per head: p'_th  [K, B, n, H]
-    p = torch.sigmoid(torch.einsum("bhte,kbhe->kbth", q, km) * sa.scaling - clean["lse"])
+    p = torch.sigmoid(torch.einsum("bhte,kbhe->kbth", q, km) * _scaling(sa) - clean["lse"])
     vm_h = vm.permute(2, 0, 1, 3).contiguous()                                              # [H, K, B, dh]
     vn = torch.bmm(vm_h.view(H, K * B, dh), clean["wo_T"]).view(H, K, B, d).permute(1, 2, 0, 3)  # V'_h [K, B, H, d]
 
     # the read token: its new query over every key, with its own key and value replaced
     s = torch.einsum("kbhe,bhte->kbht", qm, k)
     s[:, rows, :, pos] = (qm * km).sum(-1).transpose(0, 1)       # [B, K, H] -> its own column
-    w = torch.softmax(s * sa.scaling, -1)
+    w = torch.softmax(s * _scaling(sa), -1)
     ctx = torch.einsum("kbht,bhte->kbhe", w, v)
     ctx += w[:, rows, :, pos].transpose(0, 1)[..., None] * (vm - v[rows, :, pos][None])
     y_m = wo(ctx.reshape(K, B, H * dh)) + x_p.view(K, B, d)                                # [K, B, d]
@@ -408,8 +452,8 @@ def _next_layer_all(lay, clean, x_p, K):
             f = torch.bmm(vm_h[:, fs, bs].reshape(H, -1, dh), A_T).view(H, fs.stop - f0, nb, width)
             for k0 in range(f0, fs.stop, kt):
                 ks = slice(k0, min(fs.stop, k0 + kt))
-                _tile(lay, clean["c"], p[ks, bs], vn[ks, bs], U[bs], base[bs], y_m[ks, bs], pre_m[ks, bs],
-                      f[:, k0 - f0: ks.stop - f0], E[b0 * n: bs.stop * n], pos[bs], r, out[ks, bs])
+                _tile(lay, _Tile(clean["c"], p[ks, bs], vn[ks, bs], U[bs], base[bs], E[b0 * n: bs.stop * n],
+                                 pos[bs], r, y_m[ks, bs], pre_m[ks, bs], f[:, k0 - f0: ks.stop - f0]), out[ks, bs])
     return out.view(K * B, n, d)
 
 
@@ -427,9 +471,27 @@ def _tile_sizes(K: int, B: int, n: int, H: int, width: int, itemsize: int, cpu: 
     return bt, kt, kf
 
 
-def _tile(lay, c, pt, vn, U, base, y_m, pre_m, f, E, pos, r, out):
-    """Block L+1's output for one tile of nk sets x nb texts, written into out [nk, nb, n, d].
-    pt [nk, nb, n, H] the weights p'; vn [nk, nb, H, d] V'_h; f [H, nk, nb, W] F_h; E [nb*n, H+2, W]."""
+@dataclass
+class _Tile:
+    """Block L+1's inputs for one tile of nk sets x nb texts of n tokens (see the note above _clean_next)."""
+
+    c: torch.Tensor             # [W] W_in beta_1 + b_in
+    pt: torch.Tensor            # [nk, nb, n, H] every token's new attention weight p' on the read token
+    vn: torch.Tensor            # [nk, nb, H, d] V'_h, the read token's new value through W_O,h
+    U: torch.Tensor             # [nb, n, H, d] clean W_O,h cbar_th
+    base: torch.Tensor          # [nb, n, d] clean base_t
+    E: torch.Tensor             # [nb*n, H+2, W] per-token vectors E_t
+    pos: torch.Tensor           # [nb] the read token of each text
+    r: torch.Tensor             # [nb] arange(nb)
+    y_m: torch.Tensor           # [nk, nb, d] the read token's residual before LayerNorm
+    pre_m: torch.Tensor         # [nk, nb, W] the read token's MLP pre-activation
+    f: torch.Tensor             # [H, nk, nb, W] F_h
+
+
+def _tile(lay, t: _Tile, out: torch.Tensor) -> None:
+    """Block L+1's output for one tile, written into out [nk, nb, n, d]."""
+    pt, vn, U, base, E, pos, r, c = t.pt, t.vn, t.U, t.base, t.E, t.pos, t.r, t.c
+    y_m, pre_m, f = t.y_m, t.pre_m, t.f
     ln1 = lay.attention.output.LayerNorm
     nk, nb, n, H = pt.shape
     d, width = base.shape[-1], E.shape[-1]
@@ -465,7 +527,7 @@ def _read_layer(lay, hid, rpos, keep):
     x_p = hid[torch.arange(N, device=hid.device), rpos]
     q = sa.query(x_p).view(N, H, dh)
     u = torch.einsum("nhe,hed->nhd", q, sa.key.weight.view(H, dh, d))            # W_K^T q per head
-    scores = torch.bmm(u, hid.transpose(1, 2)) * sa.scaling                       # [N, H, n]
+    scores = torch.bmm(u, hid.transpose(1, 2)) * _scaling(sa)                       # [N, H, n]
     scores = scores.masked_fill(~keep[:, None, :], float("-inf"))
     z = torch.bmm(torch.softmax(scores, dim=-1), hid)                             # [N, H, d]
     ctx = torch.einsum("nhd,hed->nhe", z, sa.value.weight.view(H, dh, d))
@@ -492,17 +554,10 @@ def _head(model):
         return model.cls.predictions.transform, model.cls.predictions.decoder
     if kind == "roberta" and hasattr(model, "lm_head"):
         lm = model.lm_head
-        from transformers.activations import gelu
         return (lambda x: lm.layer_norm(gelu(lm.dense(x)))), lm.decoder
     if kind == "electra" and hasattr(model, "generator_lm_head"):
         return model.generator_predictions, model.generator_lm_head
     return None
-
-
-def _layers(model):
-    """The model's list of transformer blocks (bert.encoder.layer)."""
-    from .hooks import get_module
-    return get_module(model, block_module_name(model, 0).rsplit(".", 1)[0])
 
 
 def _as_tensor(output):
@@ -511,59 +566,15 @@ def _as_tensor(output):
 
 # --- argument checks ---------------------------------------------------------------------------
 
-def _set_masks(neuron_sets, width: int, layer: int) -> np.ndarray:
-    """Neuron sets as a bool array [n_sets, width]."""
-    if isinstance(neuron_sets, torch.Tensor):
-        neuron_sets = neuron_sets.cpu().numpy()
-    if isinstance(neuron_sets, np.ndarray):
-        if neuron_sets.ndim != 2:
-            raise ValueError(f"neuron_sets as an array must be 2-D ([n_sets, {width}] bool or [n_sets, k] "
-                             f"indices), got shape {neuron_sets.shape}; for one set pass [mask]")
-        if neuron_sets.dtype == bool:
-            if neuron_sets.shape[1] != width:
-                raise ValueError(f"neuron_sets has shape {neuron_sets.shape}; layer {layer} has {width} neurons, "
-                                 f"so a bool array must be [n_sets, {width}]")
-            return neuron_sets
-    sets = list(neuron_sets)
-    if sets and all(isinstance(s, (int, np.integer, bool, np.bool_)) for s in sets):
-        raise ValueError("neuron_sets must be a list of sets (masks or index arrays); for one set pass [mask]")
-    out = np.zeros((len(sets), width), dtype=bool)
-    for k, s in enumerate(sets):
-        try:
-            out[k, neuron_index(s, width, layer).numpy()] = True
-        except (ValueError, IndexError) as e:
-            raise type(e)(f"neuron set {k}: {e}") from None
-    return out
-
-
 def _check_texts(model, tokenizer, texts, positions):
     """(texts with [MASK] as the tokenizer's mask token, one int position per text), or an error naming
     the text: not a string, longer than the model takes, or its position outside its tokens."""
-    from .stimuli import model_text
-    texts = [model_text(tokenizer, t) for t in _texts(texts)]
-    one = _int(positions, "positions")
-    if one is not None:
-        positions = [one] * len(texts)
-    elif isinstance(positions, (torch.Tensor, np.ndarray)):
-        positions = list(positions.tolist())
-    positions = [_one_position(i, p) for i, p in enumerate(positions)]
-    if len(positions) != len(texts):
-        raise ValueError(f"{len(texts)} texts but {len(positions)} positions: give one token index per text")
+    texts = [model_text(tokenizer, t) for t in _args.texts(texts)]
+    positions = _args.one_position_per_text(positions, len(texts))
     lengths = [len(tokenizer(t)["input_ids"]) for t in texts]
     check_lengths(model, texts, lengths)
-    for i, (t, p, n) in enumerate(zip(texts, positions, lengths)):
-        if not 0 <= p < n:
-            raise PositionError(f"text {i} {t!r}: position {p} is outside its {n} tokens (valid 0..{n - 1})")
+    _args.check_in_range([[p] for p in positions], lengths, texts)
     return texts, positions
-
-
-def _one_position(i: int, p) -> int:
-    """A text's token index: an int, or a one-element list (as mask_positions gives); floats and bools
-    are errors (lesion._ints)."""
-    p = _ints(p, f"positions for text {i}")
-    if len(p) != 1:
-        raise ValueError(f"text {i}: give one token position per text, got {p}")
-    return p[0]
 
 
 def _groups(tokenizer, texts, size) -> list[np.ndarray]:

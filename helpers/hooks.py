@@ -7,7 +7,9 @@
     hooks_attached(model)                   [(module name, kind)] of every hook left on the model
     eval_mode(model), right_padding(tok)    context managers: dropout off; positions counted from the left
     refuse_row_edits(model, why)            for readers that re-batch: an error if a per-row edit is attached
-    mlp_activations(...)                    MLP neuron values at target words, all layers in one pass
+
+Torch only: this file knows no model family (helpers.arch names the modules) and no stimuli
+(helpers.capture reads MLP neurons with these hooks).
 
 Hooks are registered in `__enter__` (not when a Trace is built) and removed in
 `__exit__`, so they are gone after the block whatever happens inside it (an
@@ -17,9 +19,8 @@ On one module, edits run before reads: a Trace records what the next layer recei
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 
-import numpy as np
 import torch
 
 
@@ -223,69 +224,3 @@ def hooks_attached(model: torch.nn.Module, observers: bool = True) -> list[tuple
                 found.append((name or "<root>", kind.strip("_")))
     return found
 
-
-def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: str | Sequence[str],
-                    layers: int | Iterable[int], site: str = "pre", batch_size: int = 32,
-                    wordpiece: str = "last", progress: bool | None = None,
-                    verbose: bool = True) -> dict[int, np.ndarray]:
-    """MLP neuron values at the target word of each sentence: {layer: array[n_sentences, n_neurons]}.
-
-    sentences: a list of texts (a single str counts as one sentence).
-    layers: one int or several (each checked against the model: 0..n_layers-1).
-    site: "pre" = before the nonlinearity (BERT: `intermediate.dense` output),
-          "post" = after it. All `layers` come from one forward pass per batch,
-          which stops after the deepest layer asked for. Sentences are batched by
-          length (less padding); the result keeps the input order.
-    target_words: one word for all sentences or one per sentence; each must occur
-          exactly once as a whole word (see stimuli.target_positions).
-    wordpiece: read a word split into pieces at its "last" (default) or "first" piece;
-          verbose: say so in one printed line when any target word is split.
-    Runs in eval mode with right padding whatever the model's mode and the tokenizer's
-    padding side (both restored after).
-    """
-    from .models import check_layer, check_lengths, mlp_module_name
-    from .stimuli import target_positions
-
-    from .stimuli import model_text
-    sentences = [sentences] if isinstance(sentences, str) else list(sentences)
-    sentences = [model_text(tokenizer, s) if isinstance(s, str) else s for s in sentences]   # [MASK] -> <mask>
-    if not sentences:
-        raise ValueError("no sentences: give at least one sentence containing its target word")
-    single = (isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable)
-              or (isinstance(layers, (torch.Tensor, np.ndarray)) and layers.ndim == 0))  # one value: never iterated
-    layer_list = sorted({check_layer(model, x) for x in ([layers] if single else layers)})
-    if not layer_list:
-        raise ValueError("layers is empty: name at least one layer")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    names = {layer: mlp_module_name(model, layer, site) for layer in layer_list}
-    positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece, verbose=verbose)
-    lengths = [len(tokenizer(s)["input_ids"]) for s in sentences]
-    check_lengths(model, sentences, lengths, "sentence")
-    refuse_row_edits(model, "mlp_activations sorts the sentences by length and runs them in batches, so "
-                            "its batch rows are not your sentences")
-    order = np.argsort(lengths, kind="stable")
-    if tokenizer.pad_token is None:  # GPT-2 has no pad token: one sentence per forward pass
-        batch_size = 1
-    out = {layer: None for layer in layer_list}
-    device = next(model.parameters()).device
-    batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    show = progress if progress is not None else len(batches) > 8
-    it = batches
-    if show:
-        from tqdm.auto import tqdm
-        it = tqdm(batches, desc=f"capturing layers {layer_list}", leave=False)
-    with torch.no_grad(), eval_mode(model), right_padding(tokenizer):
-        for idx in it:
-            enc = tokenizer([sentences[i] for i in idx], return_tensors="pt",
-                            padding=tokenizer.pad_token is not None).to(device)
-            with TraceDict(model, names.values(), stop=True) as td:
-                model(**enc)
-            rows = torch.arange(len(idx))
-            pos = torch.tensor([positions[i] for i in idx])
-            for layer, name in names.items():
-                vals = td[name].output[rows, pos].float().cpu().numpy()
-                if out[layer] is None:
-                    out[layer] = np.empty((len(sentences), vals.shape[1]), dtype=np.float32)
-                out[layer][idx] = vals
-    return out

@@ -21,13 +21,21 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+import transformers
 
-from . import controls as ctl
-from .lecture import default_layer, part1, part2, part3
-from .lecture import figures as lecture_figures
-from .plots_controls import null_distribution
-from .models import DEFAULT_MODEL, STANDIN, model_label, n_layers, n_neurons
+from .arch import default_layer, model_label, n_layers, n_neurons
+from .cli import add_lecture_args, checked_setup, positive_int, writable_folder
+from .controls.nulls import lesion_test
+from .lecture import part1, part2, part3
+from .lesion import ablation_values
+from .loading import DEFAULT_MODEL, DELTA_DIR, DELTA_FILE, STANDIN
+from .plots.controls import null_distribution
+from .plots.lecture import lecture_figures
+from .readout import diff_text
+from .stimuli import StimulusError, cloze_set, masked_set
 
 DEFAULT_OUT = Path("build") / "report.html"
 
@@ -130,7 +138,6 @@ def model_banner(label: str) -> tuple[str, str]:
 
 
 def _png(fig, dpi: int = 100) -> bytes:
-    import matplotlib.pyplot as plt
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
@@ -141,24 +148,24 @@ def _evalset(tokenizer, contrast, word: str):
     """Held-out cloze items whose answer is `word` if there are any, else the contrast's own sentences masked."""
     for role in ("object", "subject", "possessive"):
         try:
-            return ctl.cloze_set(tokenizer, word, role)
-        except Exception:
+            return cloze_set(tokenizer, word, role)
+        except StimulusError:
             continue
-    return ctl.masked_set(tokenizer, contrast, word)
+    return masked_set(tokenizer, contrast, word)
 
 
 def _controls_section(model, tokenizer, p1, mode: str, n_draws: int, seed: int) -> Section:
     c = p1.contrast
     results, titles, lines, skipped = [], [], [], []
-    values = ctl.ablation_values(model, tokenizer, c, p1.layer, mode) if mode != "zero" else None
-    for word in (c.b, c.a):
-        neurons = p1.neurons_for(word)
+    values = ablation_values(model, tokenizer, c, p1.layer, mode, site=p1.site)
+    for word in c.words:
+        neurons = p1.neurons(word)
         if not neurons.any():
             skipped.append(f"no '{word}' neurons passed FDR, so there is nothing to lesion for '{word}'")
             continue
         ev = _evalset(tokenizer, c, word)
-        r = ctl.lesion_test(model, tokenizer, p1.layer, neurons, ev, n_draws=n_draws, seed=seed, mode=mode,
-                                 values=values, label=f"'{word}' neurons")
+        r = lesion_test(model, tokenizer, p1.layer, neurons, ev, n_draws=n_draws, seed=seed, mode=mode,
+                        values=values, site=p1.site, label=f"'{word}' neurons")
         results.append(r)
         titles.append(f"'{word}' neurons")
         lines.append(f"[{ev.name}] " + r.summary())
@@ -211,9 +218,9 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
         sections.append(_controls_section(model, tokenizer, p1, mode, n_draws, seed))
 
     key = [("model", label), ("layer", f"{layer} of {n_layers(model)} ({n_neurons(model, layer)} neurons)"),
-           (f"'{c.a}' neurons", str(int(p1.a_neurons.sum()))), (f"'{c.b}' neurons", str(int(p1.b_neurons.sum())))]
+           *[(f"'{w}' neurons", str(int(p1.neurons(w).sum()))) for w in c.words]]
     for w, other, before, after in p3.logit_diffs():
-        key.append((f"[MASK]={w}: {w} − {other}", f"{before:+.2f} → {after:+.2f} after ablation"))
+        key.append((f"[MASK]={w}", f"{diff_text(w, other, before, after)} after ablation"))
     settings = {"model": label, "contrast": f"{c.name} ({c.a} vs {c.b}, {len(c.pairs)} pairs)",
                 "layer": str(layer), "site": f"{p1.site}-GELU", "FDR": f"{method.upper()}, q = {q}",
                 "ablation": mode, "demo item": str(item)}
@@ -228,7 +235,6 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
 
 def _standin_weights() -> str:
     """Which stand-in checkpoint: sha256 prefix of its delta file (the interim and final ones differ)."""
-    from .models import DELTA_DIR, DELTA_FILE
     path = DELTA_DIR / DELTA_FILE
     if not path.exists():
         return ""
@@ -237,13 +243,10 @@ def _standin_weights() -> str:
 
 
 def _versions() -> str:
-    import torch
-    import transformers
     return f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}"
 
 
 def main(argv=None) -> Path:
-    from .lecture import add_lecture_args, checked_setup, positive_int, writable_folder
     ap = argparse.ArgumentParser(prog="python -m helpers.report",
                                  description="Run the lecture (parts 1-3 and the controls) and write one HTML page.")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"HTML file to write (default {DEFAULT_OUT})")
@@ -255,7 +258,6 @@ def main(argv=None) -> Path:
     if Path(a.out).is_dir():
         ap.error(f"--out {a.out}: is a folder; give the HTML file's path, e.g. {Path(a.out) / 'report.html'}")
     writable_folder(ap, "--out", Path(a.out).parent)
-    import matplotlib
     matplotlib.use("Agg")
     model, tok, _ = checked_setup(ap, a)
     rep = build_report(model, tok, a.contrast, a.layer, a.q, a.method, a.mode,

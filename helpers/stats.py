@@ -18,20 +18,48 @@ Neurons of one layer read the same residual stream, so their tests are correlate
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from numbers import Real
 
 import numpy as np
-import scipy
+import torch
+from scipy import special as _sp
 from scipy import stats as _st
+from statsmodels.stats.multitest import fdrcorrection
 
-METHODS = {"bh": "indep", "by": "negcorr"}
-_SCIPY = tuple(int(x) for x in scipy.__version__.split(".")[:2])   # wilcoxon's method names changed in 1.13
+METHODS = {"bh": "indep", "by": "negcorr"}     # FDR method -> statsmodels' name; any case is accepted
+_METHOD_NAMES = {"bh": "Benjamini-Hochberg", "by": "Benjamini-Yekutieli"}
+
+
+def _check_q(q) -> float:
+    """q as a float after checking it is a number with 0 < q < 1 (a str or None is a TypeError)."""
+    if isinstance(q, (bool, np.bool_)) or not isinstance(q, Real):
+        raise TypeError(f"q (the FDR level) must be a number with 0 < q < 1, e.g. q=0.05; "
+                        f"got {q!r} ({type(q).__name__})")
+    if not 0 < q < 1:
+        raise ValueError(f"q (the FDR level) must be a number with 0 < q < 1, e.g. q=0.05; got {q!r}")
+    return float(q)
+
+
+def _check_method(method) -> str:
+    """The FDR method's key in METHODS ("bh" or "by"), from any case ("BH", "By", "bh")."""
+    key = method.lower() if isinstance(method, str) else None
+    if key not in METHODS:
+        valid = ", ".join(f"'{k}' ({v})" for k, v in _METHOD_NAMES.items())
+        raise ValueError(f"method must be one of {valid}, in any case; got {method!r}")
+    return key
+
+
+def _few(ix, limit: int = 10) -> str:
+    """'0, 3, 7' or '0, 1, ..., 9, ...' (the first `limit` indices)."""
+    ix = [int(i) for i in ix]
+    return ", ".join(map(str, ix[:limit])) + (", ..." if len(ix) > limit else "")
 
 
 def _as_array(x) -> tuple[np.ndarray, float]:
     """(float64 array, machine epsilon of the input's own float type; 0 for integers) from a list,
     array or torch tensor (detached, on the CPU). float32 activations keep float32's rounding in them."""
     if hasattr(x, "detach"):
-        import torch
         eps = torch.finfo(x.dtype).eps if x.is_floating_point() else 0.0
         x = x.detach().cpu()
         x = (x.float() if x.is_floating_point() else x).numpy()   # numpy has no bfloat16
@@ -53,8 +81,8 @@ def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray, float]:
     """(a, b, eps): float64 [n_pairs, n_neurons] arrays after checking shapes and values; eps of the
     coarser input precision (see _varies)."""
     (a, ea), (b, eb) = _as_array(a), _as_array(b)
-    if a.ndim == 1:
-        a, b = a[:, None], b[:, None] if b.ndim == 1 else b
+    a = a[:, None] if a.ndim == 1 else a        # 1-D: one neuron, whichever of a and b it is
+    b = b[:, None] if b.ndim == 1 else b
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"a and b must be [n_pairs, n_neurons] arrays, got shapes {a.shape} and {b.shape}")
     if a.shape[0] != b.shape[0]:
@@ -66,25 +94,28 @@ def _check_pair(a, b) -> tuple[np.ndarray, np.ndarray, float]:
         raise ValueError(f"a and b must have the same neurons: a has shape {a.shape} but b has {b.shape}")
     if a.shape[0] < 2:
         raise ValueError(f"a paired test needs at least 2 pairs, got {a.shape[0]}")
-    bad = ~(np.isfinite(a).all(1) & np.isfinite(b).all(1))
+    bad_a, bad_b = ~np.isfinite(a), ~np.isfinite(b)
+    bad = bad_a | bad_b                                       # [n_pairs, n_neurons]
     if bad.any():
-        raise ValueError(f"pairs {np.flatnonzero(bad).tolist()[:10]} contain NaN or inf values")
+        cols, rows = np.flatnonzero(bad.any(0)), np.flatnonzero(bad.any(1))
+        more = f" (and {cols.size - 1} more: {_few(cols[1:], 5)})" if cols.size > 1 else ""
+        where = " and ".join(s for s, m in (("a", bad_a), ("b", bad_b)) if m.any())
+        shown = rows.tolist() if rows.size <= 10 else f"[{_few(rows)}]"
+        count = f"all {a.shape[0]} pairs" if rows.size == a.shape[0] else f"{rows.size} of {a.shape[0]} pairs"
+        raise ValueError(f"neuron {cols[0]}{more} has NaN or inf values: pairs {shown} contain NaN or inf "
+                         f"({count}; in {where})")
     return a, b, max(ea, eb)
 
 
 def fdr(p, q: float = 0.05, method: str = "bh") -> tuple[np.ndarray, np.ndarray]:
-    """Benjamini-Hochberg ("bh") or Benjamini-Yekutieli ("by") over the finite p-values.
+    """Benjamini-Hochberg ("bh") or Benjamini-Yekutieli ("by", either in any case) over the finite p-values.
 
     p: array of p-values in [0, 1], any shape. NaN p-values (untestable neurons) are left out of
     the correction: they are never rejected and their adjusted p is NaN. A value outside [0, 1]
-    (inf included) is an error naming its index. Returns (rejected, p_adjusted), both p's shape.
+    (inf included) is an error naming its index. q: a number, 0 < q < 1. Returns (rejected, p_adjusted),
+    both p's shape.
     """
-    from statsmodels.stats.multitest import fdrcorrection
-
-    if method not in METHODS:
-        raise ValueError(f"method must be 'bh' or 'by', got {method!r}")
-    if not 0 < q < 1:
-        raise ValueError(f"q must be between 0 and 1, got {q}")
+    method, q = _check_method(method), _check_q(q)
     p = np.asarray(p, dtype=np.float64)
     bad = ~np.isnan(p) & ~((p >= 0) & (p <= 1))
     if bad.any():
@@ -134,11 +165,20 @@ def paired_wilcoxon(a, b) -> np.ndarray:
     """Two-sided Wilcoxon signed-rank p-value per neuron, [n_pairs, n_neurons] -> [n_neurons]
     (NaN where all differences are 0; zero differences are dropped, zero_method="wilcox").
 
-    Each neuron's p depends on its own column only and equals scipy.stats.wilcoxon (scipy >= 1.13)
-    on that column alone. scipy's method="auto" decides for the whole array at once, from ties and
-    zeros anywhere in it, so a neighbour could change a neuron's p; here the decision is scipy's
-    one-sample rule applied per column: n_pairs > 50 -> normal approximation; no ties and no
-    zeros -> exact; ties or zeros -> all 2^n sign flips when n_pairs <= 13, else normal approximation.
+    Each neuron's p depends on its own column only and equals scipy.stats.wilcoxon(d) of scipy >= 1.15
+    (default method="auto", zero_method="wilcox", correction=False) on that column alone, on every
+    scipy version: the p-values are computed here, not by scipy's wilcoxon, whose method names
+    ("approx" up to 1.14, "asymptotic" from 1.15) and handling of ties and zeros (before 1.15: exact
+    or normal approximation, never sign flips) depend on the version. scipy's method="auto" also
+    decides for the whole array at once, from ties and zeros anywhere in it, so a neighbour could
+    change a neuron's p. The rule, per column (n = n_pairs, zeros included):
+      n > 50                        -> normal approximation;
+      else no ties and no zeros     -> exact null distribution of the signed-rank sum;
+      else (ties or zeros) n <= 13  -> all 2^n sign flips (scipy's deterministic permutation test);
+      else                          -> normal approximation.
+    The normal approximation: z = (R+ - m(m+1)/4) / sqrt((m(m+1)(2m+1) - sum(t^3 - t)/2) / 24),
+    p = 2 Phi(-|z|), over the m nonzero differences, R+ the sum of the (average) ranks of |d| of the
+    positive ones, t the sizes of groups of tied |d|; no continuity correction.
     """
     a, b, _ = _check_pair(a, b)
     d = a - b
@@ -147,21 +187,54 @@ def paired_wilcoxon(a, b) -> np.ndarray:
     live = np.any(d != 0, axis=0)
     if not live.any():
         return p
-    asym = "asymptotic" if _SCIPY >= (1, 13) else "approx"
-    if n > 50:
-        p[live] = _st.wilcoxon(d[:, live], axis=0, zero_method="wilcox", method=asym).pvalue
-        return p
     s = np.sort(np.abs(d), axis=0)
     tied = (d == 0).any(0) | ((np.diff(s, axis=0) == 0) & (s[1:] != 0)).any(0)
-    exact = live & ~tied
+    exact = live & ~tied if n <= 50 else np.zeros_like(live)
+    flips = live & tied if n <= 13 else np.zeros_like(live)
+    normal = live & ~exact & ~flips
     if exact.any():
-        p[exact] = _st.wilcoxon(d[:, exact], axis=0, zero_method="wilcox", method="exact").pvalue
-    rest = live & tied
-    if rest.any() and n <= 13:
-        p[rest] = _sign_flip_p(d[:, rest])
-    elif rest.any():
-        p[rest] = _st.wilcoxon(d[:, rest], axis=0, zero_method="wilcox", method=asym).pvalue
+        p[exact] = _exact_p(d[:, exact])
+    if flips.any():
+        p[flips] = _sign_flip_p(d[:, flips])
+    if normal.any():
+        p[normal] = _normal_p(d[:, normal])
     return p
+
+
+def _normal_p(d: np.ndarray) -> np.ndarray:
+    """Two-sided normal-approximation p of the signed-rank sum, [n, w] -> [w]: zeros dropped, average ranks,
+    tie-corrected variance, no continuity correction (scipy.stats.wilcoxon's method="asymptotic")."""
+    nz = d != 0
+    x = np.where(nz, np.abs(d), np.inf)                     # zeros rank last, then count for nothing
+    r = _st.rankdata(x, axis=0)
+    t = _st.rankdata(x, method="max", axis=0) - _st.rankdata(x, method="min", axis=0) + 1   # tie group size
+    m = nz.sum(0).astype(np.float64)
+    r_plus = (r * (d > 0)).sum(0)
+    ties = ((t ** 2 - 1) * nz).sum(0)                       # sum over groups of t^3 - t
+    se = np.sqrt((m * (m + 1.) * (2. * m + 1.) - ties / 2) / 24)
+    z = (r_plus - m * (m + 1.) * 0.25) / se
+    return 2 * _sp.ndtr(-np.abs(z))
+
+
+@lru_cache(maxsize=None)
+def _signed_rank_cdf(n: int) -> np.ndarray:
+    """P(R+ <= k) for k = 0 .. n(n+1)/2 with n nonzero, untied differences: exact (counts of the
+    subsets of ranks 1..n with each sum, < 2^53 for n <= 50, over 2^n)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1, dtype=np.int64)
+    counts[0] = 1
+    for k in range(1, n + 1):
+        counts[k:k * (k + 1) // 2 + 1] += counts[:k * (k - 1) // 2 + 1].copy()
+    return np.cumsum(counts) / 2.0 ** n
+
+
+def _exact_p(d: np.ndarray) -> np.ndarray:
+    """Exact two-sided p of the signed-rank sum, [n, w] -> [w], for columns without zeros or ties (n <= 50):
+    2 P(R+ <= min(r, n(n+1)/2 - r)), capped at 1 (the distribution is symmetric)."""
+    n = d.shape[0]
+    r = _st.rankdata(np.abs(d), axis=0)
+    r_plus = np.rint((r * (d > 0)).sum(0)).astype(np.int64)
+    k = np.minimum(r_plus, n * (n + 1) // 2 - r_plus)
+    return np.minimum(1.0, 2 * _signed_rank_cdf(n)[k])
 
 
 def _sign_flip_p(d: np.ndarray, chunk: int = 512) -> np.ndarray:
@@ -212,13 +285,15 @@ class PairedResult:
 def paired_ttest_fdr(a, b, q: float = 0.05, method: str = "bh") -> PairedResult:
     """Paired t-test of a vs b per neuron, then FDR across neurons.
 
-    a, b: [n_pairs, n_neurons] activations, row i of a paired with row i of b.
+    a, b: [n_pairs, n_neurons] activations, row i of a paired with row i of b (a 1-D a or b is one neuron).
+    q: the FDR level, a number with 0 < q < 1; method: "bh" or "by", in any case (stored in lower case).
     `positive` marks neurons significantly higher in a (e.g. "him" neurons when a
     holds the him sentences), `negative` those higher in b. A neuron whose differences do not
     vary beyond rounding (sd <= 1e-12 x its largest |a| or |b| for float64 input, 9.5e-7 x for
     float32: see _varies) gets t = p = d = NaN, is left out of the FDR correction and counted in
     n_excluded.
     """
+    q, method = _check_q(q), _check_method(method)
     a, b, eps = _check_pair(a, b)
     d = a - b
     sd = d.std(axis=0, ddof=1)
@@ -233,3 +308,9 @@ def paired_ttest_fdr(a, b, q: float = 0.05, method: str = "bh") -> PairedResult:
         dz = np.where(live, d.mean(0) / np.where(live, sd, 1), np.nan)
     return PairedResult(t=t, p=p, p_adj=p_adj, significant=sig, positive=sig & (t > 0), negative=sig & (t < 0),
                         d=dz, q=q, method=method, n_pairs=a.shape[0], n_excluded=int((~live).sum()))
+
+
+def fmt_p(p: float) -> str:
+    """The kit's one way to print a p-value: 0.042, 0.001, 5e-04 (below 0.001), nan."""
+    p = float(p)
+    return "nan" if not np.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.0e}")

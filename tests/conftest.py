@@ -14,7 +14,7 @@ torch.set_num_threads(int(os.environ.get("KIT_TEST_THREADS", "2")))
 
 def bert_vocab_dir() -> Path:
     """The bert-base-uncased WordPiece vocabulary shipped in the stand-in's base package."""
-    from helpers.models import _base_dir
+    from helpers.loading import _base_dir
     return _base_dir()
 
 
@@ -41,5 +41,5 @@ def tiny_model():
 
 @pytest.fixture(scope="session")
 def standin():
-    from helpers.models import load_mlm
+    from helpers.loading import load_mlm
     return load_mlm("stand-in", verbose=False)

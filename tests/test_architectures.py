@@ -11,10 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.hooks import Trace, get_module, hooks_attached, mlp_activations
+from helpers.capture import mlp_activations
+from helpers.hooks import Trace, get_module, hooks_attached
 from helpers.lecture import part1
-from helpers.lesion import ablate_neurons, masked_logits, word_ids
-from helpers.models import (MLP_SITES, _base_dir, block_module_name, check_layer, is_causal, mlp_module_name, n_layers,
+from helpers.lesion import ablate_neurons
+from helpers.readout import masked_logits, word_ids
+from helpers.loading import _base_dir
+from helpers.arch import (MLP_SITES, block_module_name, check_layer, is_causal, mlp_module_name, n_layers,
                             n_neurons)
 from helpers.stimuli import StimulusError, target_positions
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import helpers.lecture as L
+import helpers.cli as L
 import helpers.report as R
 
 
@@ -58,7 +58,7 @@ def test_layer_out_of_range_is_named_after_loading(monkeypatch, capsys, tiny_mod
 
 
 def test_an_unloadable_model_is_a_usage_error(monkeypatch, capsys):
-    from helpers.models import ModelUnavailable
+    from helpers.loading import ModelUnavailable
 
     def unavailable(name=None):
         raise ModelUnavailable(f"Cannot load {name!r}: it is not a local folder")

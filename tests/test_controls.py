@@ -220,8 +220,10 @@ def test_lesion_test_pool_others_and_errors():
     big = C.lesion_test_with(ab, np.arange(100), n_draws=20, pool="others")  # half the layer
     assert "CAVEAT" in big.summary() and "other 100 neurons" in big.summary()
     assert "CAVEAT" not in C.lesion_test_with(ab, np.arange(100), n_draws=20).summary()   # pool="all"
-    with pytest.raises(ValueError, match="empty"):
-        C.lesion_test_with(ab, np.zeros(ab.width, bool))
+    empty = C.lesion_test_with(ab, np.zeros(ab.width, bool), label="'her' neurons")   # nothing passed: say so
+    assert empty.empty and empty.n_draws == 0 and np.isnan(empty.p) and empty.observed == 0
+    assert "no 'her' neurons passed the criterion, so there is nothing to lesion" in empty.summary()
+    assert "nothing to lesion" in empty.short() and np.isnan(empty.band()).all()
     with pytest.raises(ValueError, match="pool"):
         C.lesion_test_with(ab, [1], pool="nearby")
 
@@ -291,7 +293,8 @@ def test_cloze_and_masked_sets(tokenizer):
 
 
 def test_lesion_test_on_tiny_model_matches_a_plain_hook(tiny_setup):
-    from helpers.lesion import ablate_neurons, logits_at
+    from helpers.lesion import ablate_neurons
+    from helpers.readout import logits_at
     model, tok, ev, _ = tiny_setup
     neurons = [0, 5, 7, 30]
     r = C.lesion_test(model, tok, 1, neurons, ev, n_draws=200, seed=0)
@@ -317,7 +320,7 @@ def test_modes_dose_and_sweep_on_tiny_model(tiny_setup):
     assert all(r.n_draws == 20 for r in res.values())
     vals = C.ablation_values(model, tok, "him_her", 2, "resample")
     assert vals.shape == (128, 48)
-    dr = C.dose_response(model, tok, 2, sel.tests[2], -1, ev, ks=[1, 4], n_draws=10)
+    dr = C.dose_response(model, tok, sel, 2, ev, ks=[1, 4], n_draws=10)
     assert dr.null.shape == (2, 10)
     sweep = C.layer_sweep(model, tok, sel, ev, n_draws=10)
     assert sweep.layers == [1, 2] and set(sweep.results) == {1, 2}
@@ -358,11 +361,11 @@ def test_selections_and_heldout_on_tiny_model(tiny_setup):
 
 def test_plots_name_the_model(tiny_setup):
     import matplotlib.pyplot as plt
-    from helpers import plots_controls as P
+    from helpers.plots import controls as P
     model, tok, ev, sel = tiny_setup
     r = C.lesion_test(model, tok, 2, [1, 2, 3], ev, n_draws=20)
     a, b = sel.acts_a[2], sel.acts_b[2]
-    dr = C.dose_response(model, tok, 2, sel.tests[2], -1, ev, ks=[1, 2], n_draws=10)
+    dr = C.dose_response(model, tok, sel, 2, ev, ks=[1, 2], n_draws=10)
     sweep = C.layer_sweep(model, tok, sel, ev, n_draws=5)
     counts_only = C.layer_sweep(model, tok, sel, ev, n_draws=0)
     assert all(v is None for v in counts_only.results.values()) and "not lesioned" in counts_only.summary()

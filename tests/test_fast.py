@@ -10,8 +10,9 @@ import torch
 
 from helpers import fast
 from helpers.fast import ablation_logit_diffs, clean_logit_diffs, supports_fast
-from helpers.hooks import TraceDict, hooks_attached, mlp_activations
-from helpers.models import mlp_module_name
+from helpers.capture import mlp_activations
+from helpers.hooks import TraceDict, hooks_attached
+from helpers.arch import mlp_module_name
 
 
 def tiny_bert(seed: int = 0, layers: int = 3, width: int = 48, init: float = 0.02):

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.hooks import StopForward, Trace, TraceDict, get_module, hooks_attached, mlp_activations
-from helpers.models import mlp_module_name
+from helpers.capture import mlp_activations
+from helpers.hooks import StopForward, Trace, TraceDict, get_module, hooks_attached
+from helpers.arch import mlp_module_name
 
 
 def _batch(tokenizer, texts):
@@ -185,7 +186,7 @@ def test_mlp_activations_accepts_an_int_and_ranges(tiny_model, tokenizer):
 
 
 def test_mlp_activations_rejects_empty_input_and_bad_batch_size(tiny_model, tokenizer):
-    with pytest.raises(ValueError, match="no sentences"):
+    with pytest.raises(ValueError, match="no texts"):
         mlp_activations(tiny_model, tokenizer, [], "him", [0, 1])
     for bs in (0, -1):
         with pytest.raises(ValueError, match=f"batch_size.*{bs}"):
@@ -240,15 +241,15 @@ def test_a_trace_sees_the_edit_whichever_with_came_first(tiny_model, tokenizer):
     from helpers.lesion import ablate_neurons
     enc = _batch(tokenizer, ["The dog followed him home."])
     name = mlp_module_name(tiny_model, 1, "post")
-    with Trace(tiny_model, name) as before_edit, ablate_neurons(tiny_model, 1, [0, 1, 2], positions=1, verbose=False):
+    with Trace(tiny_model, name) as before_edit, ablate_neurons(tiny_model, 1, [0, 1, 2], same_positions=1, verbose=False):
         tiny_model(**enc)
-    with ablate_neurons(tiny_model, 1, [0, 1, 2], positions=1, verbose=False), Trace(tiny_model, name) as after_edit:
+    with ablate_neurons(tiny_model, 1, [0, 1, 2], same_positions=1, verbose=False), Trace(tiny_model, name) as after_edit:
         tiny_model(**enc)
     for t in (before_edit, after_edit):
         assert (t.output[0, 1, :3] == 0).all() and (t.output[0, 2, :3] != 0).all()
     # two edits: they run in the order entered, so the inner one has the last word
-    with ablate_neurons(tiny_model, 1, [0], positions=1, mode="mean", values=np.full(48, 5.0), verbose=False), \
-            ablate_neurons(tiny_model, 1, [0], positions=1, verbose=False), Trace(tiny_model, name) as t:
+    with ablate_neurons(tiny_model, 1, [0], same_positions=1, mode="mean", values=np.full(48, 5.0), verbose=False), \
+            ablate_neurons(tiny_model, 1, [0], same_positions=1, verbose=False), Trace(tiny_model, name) as t:
         tiny_model(**enc)
     assert t.output[0, 1, 0] == 0
     assert hooks_attached(tiny_model) == []
@@ -257,7 +258,8 @@ def test_a_trace_sees_the_edit_whichever_with_came_first(tiny_model, tokenizer):
 def test_readers_that_rebatch_refuse_a_per_row_ablation(tiny_model, tokenizer):
     """mlp_activations sorts by length, masked_logits splits by [MASK] count: a per-row edit would land on
     other sentences (it did, silently, for up to one batch of sentences). logits_at keeps the order."""
-    from helpers.lesion import ablate_neurons, logits_at, masked_logits
+    from helpers.lesion import ablate_neurons
+    from helpers.readout import logits_at, masked_logits
     from helpers.stimuli import target_positions
     pos = target_positions(tokenizer, S3, "him", verbose=False)
     with ablate_neurons(tiny_model, 0, np.arange(48), positions=pos, verbose=False):
@@ -271,7 +273,7 @@ def test_readers_that_rebatch_refuse_a_per_row_ablation(tiny_model, tokenizer):
         with ablate_neurons(tiny_model, 0, np.arange(48), positions=[p], verbose=False):
             one.append(logits_at(tiny_model, tokenizer, [s], [[p]], ["him"])[0])
     np.testing.assert_allclose(kept, np.stack(one), atol=1e-5)
-    with ablate_neurons(tiny_model, 0, np.arange(48), positions=1, verbose=False):   # one int: any order works
+    with ablate_neurons(tiny_model, 0, np.arange(48), same_positions=1, verbose=False):   # the same token: any order
         mlp_activations(tiny_model, tokenizer, S3, "him", layers=2, verbose=False)
     assert hooks_attached(tiny_model) == []
 

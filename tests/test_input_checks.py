@@ -14,8 +14,9 @@ import torch
 from scipy import stats as st
 
 from helpers.hooks import Trace, hooks_attached
-from helpers.lesion import ablate_neurons, logits_at, masked_logits, neuron_index, word_ids
-from helpers.models import mlp_module_name
+from helpers.lesion import ablate_neurons, neuron_index
+from helpers.readout import logits_at, masked_logits, word_ids
+from helpers.arch import mlp_module_name
 from helpers.stats import fdr, paired_ttest_fdr, paired_wilcoxon
 from helpers.stimuli import CONTRASTS, StimulusError, list_contrasts, load_contrast
 
@@ -111,73 +112,87 @@ def test_no_texts_and_a_single_string(tiny_model, tokenizer):
     np.testing.assert_array_equal(one, masked_logits(tiny_model, tokenizer, ["She saw [MASK]."], ["him", "her"]))
     at = logits_at(tiny_model, tokenizer, "She saw [MASK].", [3], ["him"])
     np.testing.assert_array_equal(at[0, 0], one[0, 0, :1])
-    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, "She saw [MASK].", 3, "him"), at)  # a str word: one word
+    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, "She saw [MASK].", [3], "him"), at)  # a str word
+    with pytest.raises(TypeError, match=r"positions=3 is one int.*same_positions=3"):   # one meaning: per text
+        logits_at(tiny_model, tokenizer, "She saw [MASK].", 3, "him")
+    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, "She saw [MASK].", words="him", same_positions=3),
+                                  at)
 
 
-def test_positions_flat_for_all_texts_nested_per_text(tiny_model, tokenizer):
+def test_positions_hold_one_entry_per_text_and_same_positions_is_its_own_keyword(tiny_model, tokenizer):
+    """README "Conventions": `positions` has one entry per text everywhere; the same tokens of every text are
+    `same_positions`. A flat list as long as the texts is one token per text, never "these tokens of each"."""
     pos = [_mask_pos(tokenizer, t) for t in TEXTS]
     per_text = logits_at(tiny_model, tokenizer, TEXTS, [[p] for p in pos], ["him"])
     assert per_text.shape == (3, 1, 1)
+    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, pos, ["him"]), per_text)   # ints: one each
     for i, t in enumerate(TEXTS):
         np.testing.assert_allclose(per_text[i], logits_at(tiny_model, tokenizer, [t], [pos[i]], ["him"])[0],
                                    rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(per_text, masked_logits(tiny_model, tokenizer, TEXTS, ["him"]), rtol=1e-5, atol=1e-5)
-    shared = logits_at(tiny_model, tokenizer, TEXTS, [1, 2], ["him"])             # flat: tokens 1 and 2 of every text
+    with pytest.raises(ValueError, match="positions has 2 entries but there are 3 texts.*same_positions"):
+        logits_at(tiny_model, tokenizer, TEXTS, [1, 2], ["him"])
+    shared = logits_at(tiny_model, tokenizer, TEXTS, words=["him"], same_positions=[1, 2])   # tokens 1, 2 of each
     assert shared.shape == (3, 2, 1)
-    for p in (np.array([1, 2]), torch.tensor([1, 2])):
+    for p in (np.array([[1, 2]] * 3), torch.tensor([[1, 2]] * 3), [[1, 2]] * 3):
         np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, p, ["him"]), shared)
-    np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, np.array([[1, 2]] * 3), ["him"]), shared)
+    for p in (np.array([1, 2]), torch.tensor([1, 2])):
+        np.testing.assert_array_equal(logits_at(tiny_model, tokenizer, TEXTS, words=["him"], same_positions=p), shared)
+    with pytest.raises(TypeError, match="either positions .* or same_positions"):
+        logits_at(tiny_model, tokenizer, TEXTS, [[1]] * 3, ["him"], same_positions=[1])
 
 
 def test_positions_outside_a_text_name_the_text_and_the_range(tiny_model, tokenizer):
     n1 = _n_tokens(tokenizer, TEXTS[1])
     with pytest.raises(ValueError, match=re.escape(f"text 0 {TEXTS[0]!r}: position -1 is outside its")):
-        logits_at(tiny_model, tokenizer, TEXTS, [-1], ["him"])
+        logits_at(tiny_model, tokenizer, TEXTS, [-1, 1, 1], ["him"])
     # inside the padded batch but past the short text 1: its padding, not a token of it
     with pytest.raises(ValueError, match=re.escape(f"text 1 {TEXTS[1]!r}: position {n1} is outside its {n1} "
-                                                   f"tokens (valid 0..{n1 - 1})")):
-        logits_at(tiny_model, tokenizer, TEXTS, [n1], ["him"])
+                                                   f"tokens (valid 0..{n1 - 1}")):
+        logits_at(tiny_model, tokenizer, TEXTS, words=["him"], same_positions=n1)
     with pytest.raises(IndexError, match=r"text 2 .*position 40 .*valid 0\.\."):  # also an IndexError, as before
         logits_at(tiny_model, tokenizer, TEXTS, [[1], [1], [40]], ["him"])
-    # one int per text written flat: out of range in some text, and the message says how to write it per text
-    with pytest.raises(ValueError, match=re.escape("for one position per text write [[5], [3], [8]]")):
-        logits_at(tiny_model, tokenizer, TEXTS, [5, 3, 8], ["him"])
     with pytest.raises(ValueError, match="positions for text 1 has 2 entries but text 0 has 1"):
         logits_at(tiny_model, tokenizer, TEXTS, [[1], [1, 2], [3]], ["him"])
 
 
 # --- 5. ablate_neurons positions ------------------------------------------------------------------
 
-@pytest.mark.parametrize("positions, row", [(-1, 0), (100, 0), ([1, 100], 1), ([[2], [-2]], 1),
-                                            (torch.tensor(-1), 0), (np.array([3, 9]), 1)])
-def test_ablation_positions_outside_the_sequence_name_the_row(tiny_model, tokenizer, positions, row):
+@pytest.mark.parametrize("positions, same, row", [(None, -1, 0), (None, 100, 0), ([1, 100], None, 1),
+                                                  ([[2], [-2]], None, 1), (None, torch.tensor(-1), 0),
+                                                  (np.array([3, 9]), None, 1)])
+def test_ablation_positions_outside_the_sequence_name_the_row(tiny_model, tokenizer, positions, same, row):
     enc = tokenizer(["She saw him.", "He told him a story."], return_tensors="pt", padding=True)
     seq = enc["input_ids"].shape[1]
     assert seq == 8
-    with pytest.raises(ValueError, match=rf"row {row}: position -?\d+ is outside the sequence of {seq} tokens"):
-        with ablate_neurons(tiny_model, 1, [1, 2], positions=positions):
+    with pytest.raises(ValueError, match=rf"row {row}: position -?\d+ is outside its {seq} tokens"):
+        with ablate_neurons(tiny_model, 1, [1, 2], positions=positions, same_positions=same):
             tiny_model(**enc)
     assert hooks_attached(tiny_model) == []
 
 
 @pytest.mark.parametrize("positions, same_as", [(torch.tensor([1, 2]), [1, 2]), (np.array([1, 2]), [1, 2]),
-                                                (torch.tensor(2), 2), (np.int64(2), 2),
-                                                ([torch.tensor(1), np.array([2, 3])], [1, [2, 3]])])
+                                                ([torch.tensor(1), np.array([2, 3])], [1, [2, 3]]),
+                                                ([[], np.int64(3)], [[], 3])])
 def test_ablation_positions_as_arrays_and_tensors(tiny_model, tokenizer, positions, same_as):
     enc = tokenizer(["She saw him.", "He told him a story."], return_tensors="pt", padding=True)
     name = mlp_module_name(tiny_model, 1, "post")
 
-    def run(pos):
-        with ablate_neurons(tiny_model, 1, [4, 7], positions=pos):
+    def run(**where):
+        with ablate_neurons(tiny_model, 1, [4, 7], **where):
             with Trace(tiny_model, name) as t:
                 tiny_model(**enc)
         return t.output
 
-    got, ref = run(positions), run(same_as)
+    got, ref = run(positions=positions), run(positions=same_as)
     assert torch.equal(got, ref) and hooks_attached(tiny_model) == []
-    rows = [same_as] * 2 if isinstance(same_as, int) else same_as
-    for r, p in enumerate(rows):
+    for r, p in enumerate(same_as):
         assert (got[r, p][..., [4, 7]] == 0).all()
+    for one in (2, torch.tensor(2), np.int64(2)):                    # one int is never "one entry per row"
+        with pytest.raises(TypeError, match="one entry per batch row.*same_positions=2"):
+            run(positions=one)
+        every = run(same_positions=one)
+        assert (every[:, 2, [4, 7]] == 0).all() and torch.equal(every, run(positions=[2, 2]))
 
 
 # --- 6-7, 9. statistics ---------------------------------------------------------------------------
@@ -292,8 +307,8 @@ def test_fast_positions_are_integers_and_long_or_non_text_input_is_named(tiny_mo
     for same in (torch.tensor(pos), np.array(pos), [[p] for p in pos]):
         np.testing.assert_array_equal(ablation_logit_diffs(tiny_model, tokenizer, texts, same, 1, [[1, 2]],
                                                            "her", "him"), ref)
-    one = ablation_logit_diffs(tiny_model, tokenizer, texts, torch.tensor(1), 1, [[1, 2]], "her", "him")
-    assert one.shape == (1, 3)
+    with pytest.raises(TypeError, match="one entry per text"):                # one int: not one entry per text
+        ablation_logit_diffs(tiny_model, tokenizer, texts, torch.tensor(1), 1, [[1, 2]], "her", "him")
     long = "x " * 200 + "[MASK]"
     for fn in (lambda: clean_logit_diffs(tiny_model, tokenizer, [texts[0], long], [pos[0], 1], "her", "him"),
                lambda: logits_at(tiny_model, tokenizer, [texts[0], long], [[1], [1]], ["her"])):

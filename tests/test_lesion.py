@@ -4,14 +4,15 @@ import pytest
 import torch
 
 from helpers.hooks import Trace, hooks_attached
-from helpers.lesion import ablate_neurons, logits_at, masked_logits
-from helpers.models import mlp_module_name
+from helpers.lesion import ablate_neurons
+from helpers.readout import logits_at, masked_logits
+from helpers.arch import mlp_module_name
 
 
 def test_zero_ablation_sets_exactly_the_chosen_values(tiny_model, tokenizer):
     enc = tokenizer(["He thanked her.", "She thanked him warmly."], return_tensors="pt", padding=True)
     name = mlp_module_name(tiny_model, 1, "post")
-    with ablate_neurons(tiny_model, 1, [3, 5], positions=[2, None]):
+    with ablate_neurons(tiny_model, 1, [3, 5], positions=[2, []]):
         with Trace(tiny_model, name) as t:
             tiny_model(**enc)
     with Trace(tiny_model, name) as clean:
@@ -37,7 +38,7 @@ def test_pre_and_post_zeroing_agree(tiny_model, tokenizer):
 def test_mean_ablation_uses_the_given_values(tiny_model, tokenizer):
     enc = tokenizer(["I called him."], return_tensors="pt")
     values = np.arange(48, dtype=np.float32)
-    with ablate_neurons(tiny_model, 0, [4, 7], mode="mean", values=values):
+    with ablate_neurons(tiny_model, 0, [4, 7], mode="mean", values=values, site="post"):
         with Trace(tiny_model, mlp_module_name(tiny_model, 0, "post")) as t:
             tiny_model(**enc)
     assert (t.output[0, :, 4] == 4).all() and (t.output[0, :, 7] == 7).all()
@@ -63,5 +64,5 @@ def test_masked_logits_reads_every_mask(tiny_model, tokenizer):
     pos = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero().ravel()
     ids = tokenizer.convert_tokens_to_ids(["him", "her"])
     np.testing.assert_allclose(L[0], full[pos][:, ids].detach().numpy(), rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(logits_at(tiny_model, tokenizer, texts[:1], pos.tolist(), ["him", "her"])[0], L[0],
+    np.testing.assert_allclose(logits_at(tiny_model, tokenizer, texts[:1], [pos.tolist()], ["him", "her"])[0], L[0],
                                rtol=1e-5, atol=1e-5)

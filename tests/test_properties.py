@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from helpers.hooks import Trace, TraceDict, hooks_attached
 from helpers.lesion import ablate_neurons
-from helpers.models import mlp_module_name
+from helpers.arch import mlp_module_name
 from helpers.stimuli import MASK, StimulusError, load_contrast, target_positions
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -209,7 +209,7 @@ def test_no_op_hooks_give_the_plain_forward_exactly(tiny_model, ids, layer, site
             traced_all = tiny_model(input_ids=x).logits
         with ablate_neurons(tiny_model, layer, [], site=site, verbose=False):
             empty = tiny_model(input_ids=x).logits
-        with ablate_neurons(tiny_model, layer, [0, 1], positions=[None] * x.shape[0], site=site):
+        with ablate_neurons(tiny_model, layer, [0, 1], positions=[[]] * x.shape[0], site=site):
             untouched_rows = tiny_model(input_ids=x).logits       # every row left alone
     for out in (traced, traced_all, empty, untouched_rows):
         assert torch.equal(out, plain)

@@ -17,10 +17,12 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.hooks import StopForward, Trace, TraceDict, get_module, hooks_attached, mlp_activations
+from helpers.capture import mlp_activations
+from helpers.hooks import StopForward, Trace, TraceDict, get_module, hooks_attached
 from helpers.lecture import part1
-from helpers.lesion import ablate_neurons, masked_logits, neuron_index
-from helpers.models import check_layer, mlp_module_name
+from helpers.lesion import ablate_neurons, neuron_index
+from helpers.readout import masked_logits
+from helpers.arch import check_layer, mlp_module_name
 from helpers.stats import paired_ttest_fdr
 from helpers.stimuli import StimulusError, load_contrast, target_positions
 
@@ -210,7 +212,7 @@ def test_neuron_index_dedups_and_sorts():
 # --- zero-variance neurons ---------------------------------------------------------------------
 
 def test_zero_variance_neurons_are_left_out_of_fdr_and_counted(monkeypatch):
-    import statsmodels.stats.multitest as mt
+    import helpers.stats as mt
 
     seen = []
     real = mt.fdrcorrection
@@ -305,7 +307,7 @@ def test_several_masks_give_one_row_per_mask(tokenizer, tiny_model):
 
 
 def test_causal_model_needs_exactly_one_mask(monkeypatch, tokenizer, tiny_model):
-    import helpers.lesion as L
+    import helpers.readout as L
     monkeypatch.setattr(L, "is_causal", lambda model: True)
     with pytest.raises(StimulusError, match=r"text 0 '\[MASK\] and \[MASK\]\.'.*exactly one \[MASK\] \(found 2\)"):
         masked_logits(tiny_model, tokenizer, ["[MASK] and [MASK]."], ["him"])
@@ -402,9 +404,10 @@ import numpy as np
 sys.path.insert(0, {tests!r})
 from conftest import tiny_bert
 from transformers import AutoTokenizer
-from helpers.models import _base_dir
+from helpers.loading import _base_dir
 from helpers.lecture import part1, part2, part3
-from helpers.lesion import ablate_neurons, masked_logits
+from helpers.lesion import ablate_neurons
+from helpers.readout import masked_logits
 torch.set_num_threads({threads})
 model, tok = tiny_bert(seed=0), AutoTokenizer.from_pretrained(_base_dir())
 p1 = part1(model, tok, "him_her", layer=1, q=0.5)
@@ -496,8 +499,12 @@ def test_repeats_ignore_case_and_lines_are_counted_at_newlines_only(tmp_path):
     twice = HEADER + PAIR + PAIR.lower().replace("pair\t", "pair\t", 1)
     with pytest.raises(StimulusError, match=r"mine\.tsv:5: this pair repeats line 4"):
         load_contrast(write(tmp_path, twice))
-    # a form feed or U+2028 inside a line does not split it or shift later line numbers
-    body = HEADER + "pair\tThe dog\x0cfollowed him home.\tThe dog\x0cfollowed her home.\n" + \
+    # a form feed or U+2028 inside a line does not split it or shift later line numbers (a form feed, a control
+    # character, is refused where it stands: line 4)
+    body = HEADER + "pair\tThe dog\x0cfollowed him home.\tThe dog\x0cfollowed her home.\n"
+    with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*invisible character at column 7 \(U\+000C"):
+        load_contrast(write(tmp_path, body))
+    body = HEADER + "pair\tThe dog followed him home.\tThe dog followed her home.\n" + \
         "pair\tWe met him\u2028 there.\tWe met her\u2028 there.\n" + "pair\tbroken line\n"
     with pytest.raises(StimulusError, match=r"mine\.tsv:6: a pair line needs exactly 3"):
         load_contrast(write(tmp_path, body))

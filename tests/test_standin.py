@@ -7,8 +7,9 @@ import pytest
 
 from helpers import lecture
 from helpers.stimuli import load_contrast
-from helpers.lesion import ablate_neurons, logits_at, masked_logits
-from helpers.models import n_neurons
+from helpers.lesion import ablate_neurons
+from helpers.readout import logits_at, masked_logits
+from helpers.arch import default_layer, n_neurons
 
 ROOT = Path(__file__).resolve().parents[1]
 FEMALE = {"she", "her"}
@@ -54,7 +55,7 @@ def test_every_demo_mask_is_predicted_right(standin):
 
 def test_part1_finds_him_and_her_neurons(parts):
     p1, _ = parts
-    assert p1.a_neurons.sum() > 0 and p1.b_neurons.sum() > 0
+    assert p1.neurons("him").sum() > 0 and p1.neurons("her").sum() > 0
 
 
 def test_her_lesion_beats_random_neurons(standin, parts):
@@ -66,13 +67,13 @@ def test_her_lesion_beats_random_neurons(standin, parts):
     text, pos = [p2.texts[1 + j]], [p2.positions[j]]
 
     def diff(neurons):
-        with ablate_neurons(model, p1.layer, neurons, positions=pos[0], verbose=False):
+        with ablate_neurons(model, p1.layer, neurons, positions=[pos[0]], verbose=False):
             L = logits_at(model, tok, text, pos, ["her", "him"])[0, 0]
         return L[0] - L[1]
 
     clean = logits_at(model, tok, text, pos, ["her", "him"])[0, 0]
     clean = clean[0] - clean[1]
-    her = p1.b_neurons
+    her = p1.neurons("her")
     observed = clean - diff(her)
     rng = np.random.default_rng(0)
     null = np.array([clean - diff(rng.choice(her.size, her.sum(), replace=False)) for _ in range(200)])
@@ -86,6 +87,6 @@ def test_lesion_beats_random_neurons_on_held_out_cloze_items(standin, parts, wor
     from helpers.controls import cloze_set, lesion_test
     model, tok = standin
     p1, _ = parts
-    assert p1.layer == lecture.default_layer(model)
-    r = lesion_test(model, tok, p1.layer, p1.neurons_for(word), cloze_set(tok, word, "object"), n_draws=200)
+    assert p1.layer == default_layer(model)
+    r = lesion_test(model, tok, p1.layer, p1.neurons(word), cloze_set(tok, word, "object"), n_draws=200)
     assert r.observed > 0 and r.p <= 0.05, r.summary()

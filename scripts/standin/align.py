@@ -12,15 +12,15 @@ the unmasked text, and at each position replaced by [MASK] the MLP pre-activatio
 
 Nothing in the loss names a pronoun, a neuron or a lesion: it applies to every masked word.
 
-Usage (the shipped model: three runs on the stage-1 state, then export.py on the last run's state_300.pt):
+Usage (the shipped model: three runs on the stage-1 state, then export.py on the last run's state_300.safetensors):
   B=scripts/standin/build
-  python scripts/standin/align.py --init $B/ckpt/train_state.pt --corpus $B/corpus.txt \
+  python scripts/standin/align.py --init $B/ckpt/train_state.safetensors --corpus $B/corpus.txt \
       --weight 1 --layers 3,4,5 --steps 300 --seed 3 --out $B/align1
-  python scripts/standin/align.py --init $B/align1/state_300.pt --corpus $B/corpus.txt \
+  python scripts/standin/align.py --init $B/align1/state_300.safetensors --corpus $B/corpus.txt \
       --weight 3 --layers 3,4,5 --steps 400 --seed 4 --out $B/align2
-  python scripts/standin/align.py --init $B/align2/state_400.pt --corpus $B/corpus.txt \
+  python scripts/standin/align.py --init $B/align2/state_400.safetensors --corpus $B/corpus.txt \
       --weight 5 --layers 4 --steps 400 --decay --seed 5 --out $B/align3
-  python scripts/standin/export.py $B/align3/state_300.pt data/models/stand-in/delta.safetensors
+  python scripts/standin/export.py $B/align3/state_300.safetensors data/models/stand-in/delta.safetensors
 (State files carry the cumulative step: 2000, 2400, then 2700 for the shipped one.)
 """
 from __future__ import annotations
@@ -39,7 +39,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 from helpers.hooks import TraceDict  # noqa: E402
-from helpers.models import mlp_module_name, standin_base  # noqa: E402
+from helpers.arch import mlp_module_name  # noqa: E402
+from helpers.loading import standin_base  # noqa: E402
+import checkpoint  # noqa: E402
 import evaluate as ev  # noqa: E402
 import train as tr  # noqa: E402
 
@@ -62,7 +64,7 @@ def alignment_loss(masked: dict, visible: dict, where: torch.Tensor) -> torch.Te
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--init", required=True, help="a train.py train_state.pt or a state_<step>.pt of this script")
+    ap.add_argument("--init", required=True, help="a train.py train_state.safetensors or a state_<step>.safetensors of this script")
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--steps", type=int, required=True)
     ap.add_argument("--weight", type=float, default=1.0, help="weight of the alignment loss")
@@ -83,9 +85,9 @@ def main() -> None:
     layers = [int(x) for x in a.layers.split(",")]
 
     model, tok = standin_base(head="random", seed=0)
-    st = torch.load(a.init, weights_only=False)
-    model.load_state_dict(st["model"] if "model" in st else st, strict=False)
-    step0 = int(st.get("step", 0)) if "model" in st else 0
+    state, meta, _ = checkpoint.load(a.init)
+    model.load_state_dict(state, strict=False)
+    step0 = int(meta.get("step", 0))
     head, enc, opt = tr.setup_training(model, tr.FREEZE_LAYERS, a.lr_head, a.lr_enc)  # frozen as in stage 1
 
     docs = Path(a.corpus).read_text().splitlines()
@@ -129,8 +131,8 @@ def main() -> None:
                 scores = ev.score(model, tok)
                 model.train()
                 print("EVAL", step, json.dumps({k: v for k, v in scores.items() if k != "demo_wrong"}), flush=True)
-                torch.save({"model": dict(model.state_dict()), "step": step0 + step, "scores": scores,
-                            "align": vars(a)}, out / f"state_{step}.pt")
+                checkpoint.save(out / f"state_{step}.safetensors", model.state_dict(),
+                                {"step": step0 + step, "scores": scores, "align": vars(a)})
 
 
 if __name__ == "__main__":

@@ -112,7 +112,7 @@ if __name__ == "__main__":
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.models import load_mlm
+    from helpers.loading import load_mlm
 
     model, tok = load_mlm(a.model)
     held = None

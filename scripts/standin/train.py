@@ -30,7 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.models import standin_base  # noqa: E402
+from helpers.loading import standin_base  # noqa: E402
+import checkpoint  # noqa: E402
 import evaluate as ev  # noqa: E402
 
 SEQ = 64
@@ -115,10 +116,10 @@ def main() -> None:
     head, enc, opt = setup_training(model, a.freeze_layers, a.lr_head, a.lr_enc)
     step = 0
     if a.resume:
-        st = torch.load(Path(a.resume) / "train_state.pt", weights_only=False)
-        model.load_state_dict(st["model"], strict=False)
-        opt.load_state_dict(st["opt"])
-        step = st["step"]
+        state, meta, opt_state = checkpoint.load(Path(a.resume) / "train_state.safetensors")
+        model.load_state_dict(state, strict=False)
+        opt.load_state_dict(opt_state)
+        step = meta["step"]
         print(f"resumed at step {step}", flush=True)
 
     docs = Path(a.corpus).read_text().splitlines()
@@ -169,8 +170,8 @@ def main() -> None:
             scores = ev.score(model, tok, held_docs=held[: a.eval_docs])
             model.train()
             print("EVAL", step, json.dumps(scores), flush=True)
-            torch.save({"model": {k: v for k, v in model.state_dict().items()}, "opt": opt.state_dict(),
-                        "step": step, "scores": scores}, out / "train_state.pt")
+            checkpoint.save(out / "train_state.safetensors", model.state_dict(), {"step": step, "scores": scores},
+                            optimizer=opt)
             with open(out / "log.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "seed": a.seed, "loss": float(np.mean(losses[-500:])),
                                     "time": time.time(), **scores}) + "\n")

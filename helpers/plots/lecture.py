@@ -1,25 +1,31 @@
 """The lecture's figures. Each takes results from `helpers.lecture` and returns a Figure.
 
+    activation_histograms(values, label, layer)   MLP values before and after GELU
+    tvalues(part1)                                t of every neuron, FDR-passing ones marked by direction
+    clean_logits(part2), ablation_effect(part3)   logits at the demo slots; what the lesion changed
+    lecture_figures(p1, p2, p3)                   the four, {file stem: Figure}
+
 Every title names the model the numbers came from, so a stand-in figure can
-never pass for a bert-base-uncased one.
+never pass for a bert-base-uncased one. Bars list the two words in the contrast's order (a, b).
 """
 from __future__ import annotations
 
-import numpy as np
 import matplotlib.pyplot as plt
+import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from scipy.special import erf
 
-COLORS = {"a": "#4c9bd6", "b": "#d65f9b", "other": "#9a9a9a"}
+from .style import COLORS, fig_ax, word_colour
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    from scipy.special import erf
     return 0.5 * x * (1 + erf(x / np.sqrt(2)))
 
 
 def activation_histograms(values: np.ndarray, model_label: str, layer: int, ax=None) -> Figure:
     """Histogram (log counts) of MLP values before and after GELU. values: any shape, pre-GELU."""
-    fig, ax = _fig_ax(ax, (9, 3.8))
+    fig, ax = fig_ax(ax, (9, 3.8))
     edges = np.linspace(-8, 8, 161)
     pre = np.asarray(values, dtype=np.float64).ravel()
     for data, label, c in ((pre, "pre-activation (before GELU)", "#555555"), (_gelu(pre), "post-activation (after GELU)", "#e07b39")):
@@ -33,7 +39,7 @@ def activation_histograms(values: np.ndarray, model_label: str, layer: int, ax=N
 
 def tvalues(part1, ax=None) -> Figure:
     """t-value of every neuron, with neurons passing FDR marked by direction."""
-    fig, ax = _fig_ax(ax, (10, 4.5))
+    fig, ax = fig_ax(ax, (10, 4.5))
     t, res, c = part1.test.t, part1.test, part1.contrast
     x = np.arange(len(t))
     ns = ~res.significant & np.isfinite(t)
@@ -51,15 +57,10 @@ def tvalues(part1, ax=None) -> Figure:
     return fig
 
 
-def _word_colour(contrast, word: str) -> str:
-    """The colour of a contrast's word: COLORS["b"] for its b word (her), COLORS["a"] for the other."""
-    return COLORS["b"] if word == contrast.b else COLORS["a"]
-
-
 def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
     """values [3 texts, 2 mask slots, 2 words] as grouped bars."""
     w = part2.words
-    colors = [_word_colour(part2.contrast, x) for x in w]
+    colors = [word_colour(part2.contrast, x) for x in w]
     labels = ["clean"] + [f"[MASK] at {s}" for s in part2.slot_words]
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
@@ -82,7 +83,7 @@ def _bars(ax, values: np.ndarray, part2, ylabel: str) -> None:
 
 def clean_logits(part2, ax=None) -> Figure:
     """Logits of both words at both slots, for the clean text and each masked text."""
-    fig, ax = _fig_ax(ax, (10, 4.2))
+    fig, ax = fig_ax(ax, (10, 4.2))
     _bars(ax, part2.logits, part2, "logit (its zero is arbitrary:\ncompare the two bars of a slot)")
     ax.set_title(f"{part2.model_label}: logits of '{part2.words[0]}' and '{part2.words[1]}' (no ablation)\n"
                  f"\"{part2.texts[0]}\"", fontsize=10)
@@ -101,7 +102,7 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     before, after = (np.array(v) for v in zip(*[(b, a) for _, _, b, a in part3.logit_diffs()]))
     x = np.arange(len(before))
     ax1.bar(x - 0.2, before, 0.38, color=COLORS["other"], edgecolor="k", lw=0.5, label="clean")
-    ax1.bar(x + 0.2, after, 0.38, color=[_word_colour(p2.contrast, w) for w in p2.slot_words],
+    ax1.bar(x + 0.2, after, 0.38, color=[word_colour(p2.contrast, w) for w in p2.slot_words],
             edgecolor="k", lw=0.5)
     for xi, b, a in zip(x, before, after):
         ax1.annotate(f"{b:+.2f} → {a:+.2f}", (xi, max(b, a, 0)), textcoords="offset points", xytext=(0, 4),
@@ -112,9 +113,8 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
                                                          max(0, before.max(), after.max()) * 1.25 + 0.1),
             title="the choice at each [MASK] (> 0: right word wins)")
     # the ablated bars take the colour of the word at their slot: one legend entry per colour
-    from matplotlib.patches import Patch
     handles = [Patch(facecolor=COLORS["other"], edgecolor="k", lw=0.5, label="clean")] + \
-        [Patch(facecolor=_word_colour(p2.contrast, w), edgecolor="k", lw=0.5,
+        [Patch(facecolor=word_colour(p2.contrast, w), edgecolor="k", lw=0.5,
                label=f"'{w}' neurons zeroed" if part3.mode == "zero" else f"'{w}' neurons ablated ({part3.mode})")
          for w in p2.slot_words]
     ax1.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -122,9 +122,8 @@ def ablation_effect(part3, figsize=(14, 4.6)) -> Figure:
     return fig
 
 
-def _fig_ax(ax, size):
-    if ax is None:
-        fig, ax = plt.subplots(figsize=size)
-    else:
-        fig = ax.figure
-    return fig, ax
+def lecture_figures(p1, p2, p3) -> dict:
+    """The lecture's four figures, {file stem: matplotlib Figure}."""
+    return {"1_activation_histograms": activation_histograms(np.concatenate([p1.acts_a, p1.acts_b]),
+                                                             p1.model_label, p1.layer),
+            "1_tvalues": tvalues(p1), "2_clean_logits": clean_logits(p2), "3_ablation_effect": ablation_effect(p3)}
