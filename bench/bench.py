@@ -122,7 +122,7 @@ def load(name: str):
     """(model, tokenizer, label) for 'bert-base' (random weights, bert-base-uncased shape) or 'stand-in'."""
     from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
-    from helpers import models
+    from helpers import loading as models
     if name == "bert-base":
         torch.manual_seed(0)
         model = BertForMaskedLM(BertConfig()).eval()
@@ -147,9 +147,9 @@ def bare_forward(model, tok, sents):
 # --- the rows ----------------------------------------------------------------------------------
 
 def bench_model(name: str, args) -> tuple[str, list[dict]]:
-    from helpers.hooks import mlp_activations
-    from helpers.lecture import default_layer
-    from helpers.models import n_layers
+    from helpers.capture import mlp_activations
+    from helpers.arch import default_layer
+    from helpers.arch import n_layers
     from helpers.stats import paired_ttest_fdr
 
     model, tok, label = load(name)
@@ -245,7 +245,7 @@ def null_breakdown(model, null, sets, L: int) -> dict | None:
     {sets, once_s (the cached pass and per-text vectors), ms_per_set (from runs of 1 and len(sets) sets),
     every_ms_per_set, every_flops (per set, from the shapes), every_gflops}; None where no block lies between L and the last one (the null then runs no per-token product)."""
     from helpers.hooks import get_module
-    from helpers.models import block_module_name, n_layers
+    from helpers.arch import block_module_name, n_layers
     if L + 2 >= n_layers(model) or len(sets) < 2:
         return None
     dense = get_module(model, block_module_name(model, L + 1)).output.dense

@@ -63,7 +63,7 @@ def main():
     except Exception as e:  # not installed / broken install
         print(json.dumps({"unavailable": f"transformer_lens does not import: {type(e).__name__}: {e}"[:200]}))
         return
-    from helpers.hooks import mlp_activations
+    from helpers.capture import mlp_activations
     from helpers.stimuli import target_positions
 
     model, tok, _ = load(a.model)

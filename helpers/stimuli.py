@@ -230,15 +230,15 @@ class _Reader:
     def pair(self, no: int, x: str, y: str) -> None:
         a, b = self.meta["a"], self.meta["b"]
         for sent, word, other in ((x, a, b), (y, b, a)):
-            n = len(find_word(sent, word))
-            if n != 1:
-                self.fail(no, f"{sent!r} must contain {word!r} exactly once as a word, found {n}")
             for w, whose in ((word, "its own"), (other, "the other")):
                 glued = hidden_words(sent, w)
                 if glued:
                     self.fail(no, f"{sent!r} holds {whose} target word {w!r} in {glued[0]!r}, which the "
                                   f"tokenizer reads as {w!r} plus the rest (data/README.md rule 4): write it "
                                   f"out in full or choose another word")
+            n = len(find_word(sent, word))
+            if n != 1:
+                self.fail(no, f"{sent!r} must contain {word!r} exactly once as a word, found {n}")
             if find_word(sent, other):
                 self.fail(no, f"{sent!r} contains the other target word {other!r} too (data/README.md rule 4): "
                               f"the pair must differ in the target word only")

@@ -39,8 +39,9 @@ TARGET = SOURCE / "exercises"
 EXERCISE = re.compile(r"^# exercise: (.+)$")
 BEGIN, END, HINT = "### BEGIN SOLUTION", "### END SOLUTION", "### HINT:"
 SOLUTION_ONLY = "# solution only"
-BANNER = ("> **Exercise version.** The code cells marked *Exercise* are yours to fill in; run the check cell "
-          "under each. The worked solution, with every output, is [`notebooks/{name}`](../{name}).")
+BANNER = ("> **Exercise version.** The code cells that start with `# exercise:` are yours to fill in; run the "
+          "check cell under each ([how the checks work](../../docs/exercises.md)). The worked solution, with "
+          "every output, is [`notebooks/{name}`](../{name}).")
 
 
 def _stub(lines: list[str], where: str) -> list[str]:
@@ -85,6 +86,8 @@ def student_version(nb, name: str):
                 raise SystemExit(f"{name} cell {k}: a solution region outside an '# exercise: ...' cell")
             cell.outputs, cell.execution_count = [], None
         cell.source = cell.source.replace(f"blob/main/notebooks/{name}", f"blob/main/notebooks/exercises/{name}")
+        if cell.cell_type == "markdown":                  # one folder deeper: relative links gain a ../
+            cell.source = re.sub(r"\]\((?!https?:|#|/)", "](../", cell.source)
         cell.metadata.pop("execution", None)
         cells.append(cell)
     cells.insert(1, nbformat.v4.new_markdown_cell(BANNER.format(name=name)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import scipy
 import pytest
 import torch
 from scipy import stats as st
@@ -18,6 +19,8 @@ from helpers.lesion import ablate_neurons, neuron_index
 from helpers.readout import logits_at, masked_logits, word_ids
 from helpers.arch import mlp_module_name
 from helpers.stats import fdr, paired_ttest_fdr, paired_wilcoxon
+
+SCIPY_115 = tuple(int(x) for x in scipy.__version__.split(".")[:2]) >= (1, 15)
 from helpers.stimuli import CONTRASTS, StimulusError, list_contrasts, load_contrast
 
 TEXTS = ["She gave [MASK] a book.", "We thanked [MASK].", "They told [MASK] everything about the long trip."]
@@ -237,14 +240,17 @@ def test_wilcoxon_p_of_a_neuron_does_not_depend_on_its_neighbours(n):
     for j in range(3):
         alone = paired_wilcoxon(a[:, [j]], b[:, [j]])[0]
         assert both[j] == pytest.approx(alone, rel=1e-12, abs=0), j
-        assert alone == pytest.approx(st.wilcoxon(a[:, j] - b[:, j]).pvalue, rel=1e-12, abs=0), j
+        if SCIPY_115:   # scipy's own "auto" rule is the kit's from 1.15 on (tests/test_stats_inputs.py pins the
+            # values for every scipy version)
+            assert alone == pytest.approx(st.wilcoxon(a[:, j] - b[:, j]).pvalue, rel=1e-12, abs=0), j
 
 
 def test_wilcoxon_small_n_with_ties_is_the_exact_sign_flip_p():
     d = np.array([[1., 1], [2, 0], [3, 0], [1, 0], [2, 0], [2, 1]])
     p = paired_wilcoxon(d, np.zeros_like(d))
-    assert p[0] == pytest.approx(st.wilcoxon(d[:, 0]).pvalue, rel=1e-12)
-    assert p[1] == pytest.approx(st.wilcoxon(d[:, 1]).pvalue, rel=1e-12)
+    if SCIPY_115:
+        assert p[0] == pytest.approx(st.wilcoxon(d[:, 0]).pvalue, rel=1e-12)
+        assert p[1] == pytest.approx(st.wilcoxon(d[:, 1]).pvalue, rel=1e-12)
     assert p[0] == pytest.approx(2 / 64, rel=1e-12)     # all 6 positive: 1 of the 64 sign patterns, two-sided
     assert np.isnan(paired_wilcoxon(np.zeros((5, 1)), np.zeros((5, 1)))[0])
 

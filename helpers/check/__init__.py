@@ -15,4 +15,5 @@ from ._report import Mistake, NotDone, StudentError  # noqa: F401
 from .contrasts import own_contrast  # noqa: F401
 from .controls import heldout, random_null  # noqa: F401
 from .find import capture_mlp, paired_test, target_position  # noqa: F401
-from .predict import ablated_logit_diff, mask_logit_diff, remove_hooks  # noqa: F401
+from .lesion import ablated_logit_diff, remove_hooks  # noqa: F401
+from .predict import mask_logit_diff  # noqa: F401

@@ -22,6 +22,8 @@ def _p_variants(observed: float, null: np.ndarray) -> dict[str, float]:
         "strict": (1 + np.sum(null > observed)) / (1 + n),
         "below": (1 + np.sum(null <= observed)) / (1 + n),
         "two_sided": (1 + np.sum(np.abs(null) >= abs(observed))) / (1 + n),
+        "top_only": (1 + np.sum(null >= observed)) / n,
+        "bottom_only": np.sum(null >= observed) / (1 + n),
         "mean_z": float(st.norm.sf((observed - null.mean()) / null.std(ddof=1))),
     }
 
@@ -73,6 +75,10 @@ def random_null(random_sets, permutation_p) -> bool:
         "well (null >= observed)": col("below"),
         "your p is two-sided (|null| >= |observed|); the question is one-sided: do the chosen neurons hurt MORE "
         "than random ones?": col("two_sided"),
+        "you added 1 on top but not below: (1 + count) / N can exceed 1; the observed set is one more draw, "
+        "so N grows by 1 too: (1 + count) / (1 + N)": col("top_only"),
+        "you added 1 below but not on top: count / (1 + N) can still be 0; use (1 + count) / (1 + N)":
+            col("bottom_only"),
         "that is a normal approximation from the null's mean and sd; count the draws instead": col("mean_z"),
     }, tol=1e-9)
     raise Mistake(ex, f"your p-values {np.round(got, 4).tolist()} are not (1 + #{{null >= observed}}) / (1 + N) = "
@@ -87,10 +93,15 @@ def _heldout_data(seed: int = 3, n: int = 30, width: int = 120) -> tuple[np.ndar
     return b - effect + rng.normal(size=(n, width)), b      # a - b = -effect: b (her) neurons have t < 0
 
 
-def _select(a, b, rows, q=0.05, word="b", correct=True) -> np.ndarray:
-    r = st.ttest_rel(a[rows], b[rows], axis=0)
-    sig = fdrcorrection(r.pvalue, alpha=q)[0] if correct else r.pvalue < q
-    return sig & ((r.statistic < 0) if word == "b" else (r.statistic > 0))
+def _select(a, b, rows, q=0.05, word="b", correct="bh", test="paired") -> np.ndarray:
+    """The reference selection and its usual wrong versions: rows = the pairs it sees; word "a", "b" or
+    "either" (both directions); correct "bh", "none" (p < q) or "bonferroni"; test "paired" or "unpaired"."""
+    r = st.ttest_rel(a[rows], b[rows], axis=0) if test == "paired" else st.ttest_ind(a[rows], b[rows], axis=0)
+    if correct == "bh":
+        sig = fdrcorrection(r.pvalue, alpha=q)[0]
+    else:
+        sig = r.pvalue < (q if correct == "none" else q / a.shape[1])
+    return sig & {"b": r.statistic < 0, "a": r.statistic > 0, "either": np.ones(a.shape[1], bool)}[word]
 
 
 def heldout(fn) -> bool:
@@ -106,33 +117,46 @@ def heldout(fn) -> bool:
     def lesion_drop(neurons, pairs):
         m = np.asarray(neurons.detach().cpu() if isinstance(neurons, torch.Tensor) else neurons)
         m = m if m.dtype == bool else np.isin(np.arange(a.shape[1]), m)
-        calls.append((m, np.sort(np.asarray(pairs, dtype=int))))
+        calls.append((m, np.sort(np.asarray(pairs, dtype=int).ravel())))
         return float(m.sum()) + 0.001 * float(np.sum(pairs))
 
     out = run(ex, fn, a.copy(), b.copy(), train.copy(), test.copy(), lesion_drop, 0.05)
     if not calls:
         raise Mistake(ex, "your function never called lesion_drop(neurons, pairs): it should return the lesion's "
-                          "drop on the held-out pairs")
+                          "drop on the held-out pairs, lesion_drop(her_neurons, test)")
     mask, pairs = calls[-1]
+    if mask.shape != (a.shape[1],):
+        raise Mistake(ex, f"you passed lesion_drop a mask of shape {mask.shape}; pass one boolean per neuron "
+                          f"({a.shape[1]}), e.g. significant & (t < 0)")
     want = _select(a, b, train)
     if not np.array_equal(pairs, test):
         if np.array_equal(pairs, train):
             raise Mistake(ex, "you lesioned at the TRAINING pairs, the same pairs that chose the neurons: that is "
-                              "double dipping; test on the held-out pairs")
+                              "double dipping (their noise helped choose them); lesion at the held-out pairs `test`")
+        if np.array_equal(pairs, np.arange(len(a))):
+            raise Mistake(ex, "you lesioned at ALL pairs, the training pairs that chose the neurons included: that "
+                              "is double dipping; lesion at the held-out pairs `test` only")
         raise Mistake(ex, f"you lesioned at pairs {pairs[:6].tolist()}...; use the held-out pairs `test`")
     if not np.array_equal(mask, want):
         diagnose(ex, mask, {
-            "you chose the neurons on ALL pairs, including the held-out ones: selection and test then share "
+            "you chose the neurons on ALL pairs, the held-out ones included: selection and test then share "
             "pairs (double dipping). Select on acts_a[train], acts_b[train] only": _select(a, b, np.arange(len(a))),
-            "you chose the neurons on the held-out pairs themselves: select on `train`, test on `test`":
-                _select(a, b, test),
-            "you chose the 'a' neurons (t > 0); the exercise asks for the 'b' neurons (her: t = a - b < 0)":
-                _select(a, b, train, word="a"),
-            "you chose by p < q without the BH correction": _select(a, b, train, correct=False),
+            "you chose the neurons on the held-out pairs themselves (double dipping): select on `train`, "
+            "lesion at `test`": _select(a, b, test),
+            "you chose the 'a' neurons (t > 0): the wrong direction. The t statistic is a - b, so the 'b' ('her') "
+            "neurons are the ones with t < 0": _select(a, b, train, word="a"),
+            "you kept the significant neurons of both directions; keep only the 'b' ('her') ones, t < 0":
+                _select(a, b, train, word="either"),
+            "you chose by p < q, uncorrected: with one test per neuron that lets in false positives; use the BH "
+            "mask (fdrcorrection(p, alpha=q)[0])": _select(a, b, train, correct="none"),
+            "you used Bonferroni (p < q / m); the exercise asks for BH (fdrcorrection(p, alpha=q)[0])":
+                _select(a, b, train, correct="bonferroni"),
+            "you used an unpaired t-test (ttest_ind); the sentences come in pairs: use the paired test "
+            "(ttest_rel), which removes what the two sentences of a pair share": _select(a, b, train, test="unpaired"),
         }, tol=0)
-        raise Mistake(ex, f"your neuron set has {int(mask.sum())} neurons; chosen on the train pairs with BH it has "
-                          f"{int(want.sum())}")
+        raise Mistake(ex, f"your neuron set has {int(mask.sum())} neurons; the 'b' neurons chosen on the train pairs "
+                          f"(paired t-test, BH at q) number {int(want.sum())}")
     if not close(as_array(out, ex, "your result"), lesion_drop(want, test), 1e-9):
         raise Mistake(ex, "return what lesion_drop(neurons, test) returned")
-    return passed(ex, f"{int(want.sum())} 'b' neurons chosen on {len(train)} training pairs, lesioned on "
+    return passed(ex, f"{int(want.sum())} 'b' neurons chosen on {len(train)} training pairs only, lesioned at the "
                       f"{len(test)} held-out pairs")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..selection import Selection, word_neurons, word_scores
-from ..stats import PairedResult, fmt_p, holm, paired_ttest_fdr
+from ..stats import fmt_p, holm, paired_ttest_fdr
 from ..stimuli import EvalSet
 from .nulls import Ablator, LesionResult, lesion_test, permutation_p, random_neuron_sets
 from .selection import kfold_pairs
