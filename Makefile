@@ -16,7 +16,7 @@ export TRANSFORMERS_VERBOSITY := error
 install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
 	@$(PY) -m pip install -q -e ".[dev]"
-	@$(PY) -m pip install -q --no-deps "$(BASE)"
+	@$(PY) -m pip install -q --no-deps $(BASE)
 
 # The whole lecture, offline by default: run notebooks 01-03 into build/notebooks, save the figures,
 # print the summary (model, layer, neuron counts, logits before/after).

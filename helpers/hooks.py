@@ -211,7 +211,7 @@ def refuse_row_edits(model: torch.nn.Module, why: str) -> None:
             if isinstance(owner, Trace) and getattr(owner.edit_output, "per_row", False):
                 raise ValueError(f"an ablate_neurons with one position entry per batch row is attached to {name}; "
                                  f"{why}. Inside that `with` block run model(**batch) on your own batch, or give "
-                                 f"ablate_neurons positions=None or one int for every row")
+                                 f"ablate_neurons same_positions=... (the same tokens in every row) or positions=None")
 
 
 def hooks_attached(model: torch.nn.Module, observers: bool = True) -> list[tuple[str, str]]:

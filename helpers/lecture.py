@@ -136,6 +136,7 @@ class Part3:
     part2: Part2
     n_ablated: list[int]        # neurons ablated at each slot
     logits: np.ndarray          # [3, 2, 2] with the ablation (words in contrast.words order)
+    width: int = 0              # neurons in the layer
 
     @property
     def delta(self) -> np.ndarray:
@@ -151,7 +152,8 @@ class Part3:
         p2, parts = self.part2, []
         for j, (w, other, before, after) in enumerate(self.logit_diffs()):
             k = p2.words.index(w)
-            parts.append(f"{w} slot ({self.n_ablated[j]} '{w}' neurons {self.mode}ed): logit({w}) "
+            done = {"zero": "zeroed", "mean": "mean-ablated", "resample": "resampled"}.get(self.mode, self.mode)
+            parts.append(f"{w} slot ({self.n_ablated[j]} of {self.width} '{w}' neurons {done}): logit({w}) "
                          f"{p2.logits[1 + j, j, k]:.2f} -> {self.logits[1 + j, j, k]:.2f}, "
                          f"{diff_text(w, other, before, after)}")
         return f"Part 3 | {self.model_label}, layer {self.layer}: " + "; ".join(parts)
@@ -170,4 +172,5 @@ def part3(model, tokenizer, p1: Part1, p2: Part2, mode: str = "zero") -> Part3:
             stack.enter_context(ablate_neurons(model, p1.layer, p1.neurons(w), positions=rows, mode=mode,
                                                values=values, site=p1.site, verbose=False))
         ablated = logits_at(model, tokenizer, p2.texts, words=list(p2.words), same_positions=p2.positions)
-    return Part3(p1.model_label, p1.layer, mode, p2, [int(p1.neurons(w).sum()) for w in p2.slot_words], ablated)
+    return Part3(p1.model_label, p1.layer, mode, p2, [int(p1.neurons(w).sum()) for w in p2.slot_words], ablated,
+                 int(p1.test.t.size))

@@ -35,7 +35,7 @@ def random_bert(tmp_path_factory) -> Path:
 def test_every_notebook_runs_to_the_end_on_a_random_bert(random_bert, tmp_path):
     env = dict(os.environ, KIT_MODEL=str(random_bert), HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
     run = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebooks" / "execute.py"), "--timeout", "300",
-                          "--no-widget-state", "--output-dir", str(tmp_path), *map(str, NOTEBOOKS)],
+                          "--output-dir", str(tmp_path), *map(str, NOTEBOOKS)],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for nb in NOTEBOOKS:

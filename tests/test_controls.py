@@ -210,6 +210,10 @@ def test_flip_rate_definition():
     assert np.isnan(r.top1_changed)
     # random sets of one neuron hit neuron 0 with probability 1/20
     assert r.null_flip_rate == pytest.approx(np.mean(r.null_ablated[:, [0, 1, 3]] <= 0) , abs=1e-12)
+    assert "flips 2 of 3 (random sets: " in r.summary()
+    wrong = C.lesion_test_with(C.AdditiveAblator(w, clean=[-1.0, -2.0, -1.0, -3.0]), [0], n_draws=50)
+    assert wrong.n_right == 0 and "prefers 'foil' at every text, so none can flip" in wrong.summary()
+    assert "nan" not in wrong.summary()
 
 
 def test_lesion_test_pool_others_and_errors():
@@ -408,3 +412,83 @@ def test_ablator_inputs_and_top1_ignore_padding_side_and_train_mode(tiny_setup):
     finally:
         model.eval()
     assert np.isnan(C.permutation_p(1.0, [np.nan, np.nan]))
+
+
+# --- empty neuron sets: every control and figure says "nothing to lesion" and goes on (#19) -------
+@pytest.fixture(scope="module")
+def empty_setup(tiny_setup):
+    """The tiny model with a selection in which no neuron passes (both halves the same: no t, no FDR pass)."""
+    from helpers.selection import Selection
+    model, tok, ev, sel = tiny_setup
+    acts = sel.acts_a
+    tests = {L: paired_ttest_fdr(acts[L], acts[L].copy()) for L in sel.layers}
+    empty = Selection(sel.model_label, sel.contrast, sel.where, sel.site, acts, acts, tests)
+    assert not any(empty.neurons(L, w).any() for L in empty.layers for w in ("him", "her"))
+    return model, tok, ev, sel, empty
+
+
+def _figure_text(fig) -> str:
+    return " ".join(t.get_text() for ax in fig.axes for t in ax.texts + [ax.title]).replace("\n", " ")
+
+
+def test_empty_sets_give_sentences_not_errors(empty_setup):
+    import warnings
+    model, tok, ev, sel, empty = empty_setup
+    ctx = C.masked_set(tok, "him_her_context", "her")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # no "mean of empty slice" or division warnings either
+        modes = C.compare_modes(model, tok, 2, empty.neurons(2, "her"), ev, n_draws=20, label="'her' neurons")
+        assert set(modes) == {"zero", "mean", "resample"} and all(r.empty for r in modes.values())
+        assert [r.mode for r in modes.values()] == ["zero", "mean", "resample"]
+        assert "nothing to lesion" in modes["mean"].summary() and "nothing to lesion" in modes["resample"].short()
+        dr = C.dose_response(model, tok, empty, 2, ev, n_draws=10)
+        assert dr.ks.size == 0 and "nothing to lesion" in dr.summary()
+        sweep = C.layer_sweep(model, tok, empty, ev, n_draws=10)
+        assert all(r is None for r in sweep.results.values()) and sweep.p_holm() == {}
+        assert sweep.summary().count("no 'her' neuron passed, nothing to lesion") == len(empty.layers)
+        hol = C.heldout_lesion(model, tok, empty, 2, ctx, k=2, n_draws=10)
+        assert hol.n_neurons == [0, 0] and "nothing to lesion" in hol.summary()
+        ho = C.heldout_selection(empty.acts_a[2], empty.acts_b[2], k=4)
+        assert "nothing to replicate" in ho.summary()
+        none = np.zeros(48, bool)
+        assert "both sets are empty" in C.set_overlap(none, none).summary()
+        assert "one set is empty" in C.set_overlap(none, sel.neurons(2, "her")).summary()
+
+
+def test_top_k_without_fdr_passes_says_so():
+    """Neurons with a positive score but none past FDR: the dose-response still runs, and says it is by t alone."""
+    ab = toy(width=50)
+    dr = C.dose_response_with(ab, np.linspace(1, -1, 50), ks=[1, 5], n_draws=10, n_significant=0)
+    assert "none passes FDR: ranked by t alone" in dr.summary()
+    assert "ranked by t alone" not in C.dose_response_with(ab, np.linspace(1, -1, 50), ks=[1], n_draws=10,
+                                                           n_significant=3).summary()
+
+
+def test_plots_of_empty_sets_say_so(empty_setup):
+    import warnings
+    import matplotlib.pyplot as plt
+    from helpers.plots import controls as P
+    model, tok, ev, sel, empty = empty_setup
+    none = C.lesion_test(model, tok, 2, np.zeros(48, bool), ev, n_draws=20, label="'her' neurons")
+    some = C.lesion_test(model, tok, 2, [1, 2, 3], ev, n_draws=20)
+    ctx = C.masked_set(tok, "him_her_context", "her")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        figs = {
+            "null_distribution": P.null_distribution(none),
+            "modes": P.modes({"zero": none, "mean": none}),
+            "dose_response": P.dose_response(C.dose_response(model, tok, empty, 2, ev, n_draws=10)),
+            "layer_sweep": P.layer_sweep(C.layer_sweep(model, tok, empty, ev, n_draws=10)),
+            "selection_comparison": P.selection_comparison(empty, empty, 2, "her", {"pronoun": none, "[MASK]": some}),
+            "heldout": P.heldout(C.heldout_selection(empty.acts_a[2], empty.acts_b[2], k=4),
+                                 C.heldout_lesion(model, tok, empty, 2, ctx, k=2, n_draws=10), "tiny-bert", 2),
+            "lesion_tests": P.lesion_tests({"her": none, "him": some}),
+        }
+        for name, f in figs.items():
+            f.canvas.draw()
+    for name, f in figs.items():
+        text = _figure_text(f)
+        assert "nothing to lesion" in text or "nothing to replicate" in text, (name, text)
+        plt.close(f)
+    assert "nothing to lesion" in _figure_text(figs["heldout"]) and "nothing to replicate" in _figure_text(
+        figs["heldout"])

@@ -144,7 +144,8 @@ def test_a_student_notebook_stops_at_its_first_stub_with_the_hint(path, tmp_path
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     nb = nbformat.read(gen.TARGET / path.name, as_version=4)
-    first = next(k for k, c in enumerate(nb.cells) if c.cell_type == "code" and gen.EXERCISE.match(c.source))
+    first = next(k for k, c in enumerate(nb.cells)
+                 if c.cell_type == "code" and gen.EXERCISE.match(c.source.split("\n")[0]))
     hint = re.search(r'NotImplementedError\("(Hint: .{0,60})', nb.cells[first].source).group(1)
     client = NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(gen.TARGET)}})
     with pytest.raises(CellExecutionError) as err:

@@ -1,4 +1,4 @@
-"""helpers.plots and helpers.plots_controls: figures a student can read.
+"""helpers.plots (lecture and controls figures): figures a student can read.
 
 Checked on the rendered figure: no two tick labels of an axis overlap, every legend entry's colour is
 drawn in its panel, and the title names the model."""

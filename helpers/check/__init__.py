@@ -8,7 +8,7 @@ same model, and says in one line that it passed or which mistake it found.
     (e) ablated_logit_diff(fn, model, tok)      notebook 03: zero neurons at the [MASK] only
     (f) random_null(random_sets, permutation_p) notebook 04: random-neuron null and the permutation p
     (g) heldout(fn)                             notebook 04: select on some pairs, lesion on others
-    (h) own_contrast(text, model, tokenizer)    notebook 06: a contrast file of your own
+    (h) own_contrast(fn, model, tokenizer)      notebook 06: a contrast file of your own (fn returns its text; a text or path works too)
     remove_hooks(model)                         take off hooks an earlier (failed) run left behind
 """
 from ._report import Mistake, NotDone, StudentError  # noqa: F401

@@ -2,7 +2,7 @@
 own line (never the checker's insides) when their code raises.
 
     run(exercise, fn, *args)   call the student's fn; a stub or an error in it is re-raised, shown at their line
-    passed(exercise, what)     print "✓ (b) capture_mlp: ..." and return True
+    passed(exercise, what)     print "✓ (b) capture_mlp: ..."
     Mistake(exercise, text)    the exception a checker raises for a recognised mistake (shown as one message)
     compare(got, want, ...)    do two results agree (shape, then values)?
 
@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from ..hooks import get_module, hooks_attached
 
 KIT = str(Path(__file__).resolve().parents[1])      # helpers/: frames from here are the checker's
 
@@ -35,12 +37,14 @@ class Mistake(AssertionError):
 class StudentError(Exception):
     """The student's function raised: the original exception, shown at the student's own lines."""
 
-    def __init__(self, exercise: str, error: BaseException, frames: list[str]):
-        super().__init__(f"{exercise}: your function raised {type(error).__name__}: {error}")
-        self.exercise, self.error, self.frames = exercise, error, frames
+    def __init__(self, exercise: str, error: BaseException, frames: list[str], context: str = ""):
+        super().__init__(f"{exercise}: your function raised {type(error).__name__}: {error}"
+                         + (f" ({context})" if context else ""))
+        self.exercise, self.error, self.frames, self.context = exercise, error, frames, context
 
     def _render_traceback_(self):
-        return ([f"✗ {self.exercise}: your function raised an error (in your code, not in the check):"]
+        where = f" {self.context}" if self.context else ""
+        return ([f"✗ {self.exercise}: your function raised an error{where} (in your code, not in the check):"]
                 + self.frames + [f"{type(self.error).__name__}: {self.error}"])
 
 
@@ -61,9 +65,10 @@ def _student_frames(tb) -> list[str]:
     return [line.rstrip("\n") for line in traceback.format_list(frames)]
 
 
-def run(exercise: str, fn, *args, **kwargs):
+def run(exercise: str, fn, *args, context: str = "", **kwargs):
     """fn(*args, **kwargs); a NotImplementedError (the stub) or any other error in fn is re-raised as
-    NotDone / StudentError, which show the student's lines and the message only."""
+    NotDone / StudentError, which show the student's lines and the message only (`context`: what the
+    function was given, e.g. "on 'Ximena waved.' (word 'Ximena', split into 3 pieces)")."""
     __tracebackhide__ = True
     if not callable(fn):
         raise Mistake(exercise, f"expected your function, got {type(fn).__name__} {fn!r}; pass the function "
@@ -73,13 +78,12 @@ def run(exercise: str, fn, *args, **kwargs):
     except NotImplementedError as e:
         raise NotDone(exercise, str(e), _student_frames(sys.exc_info()[2])) from None
     except Exception as e:  # the student's bug: show it at their line
-        raise StudentError(exercise, e, _student_frames(sys.exc_info()[2])) from None
+        raise StudentError(exercise, e, _student_frames(sys.exc_info()[2]), context) from None
 
 
-def passed(exercise: str, what: str) -> bool:
-    """Print the one-line pass."""
+def passed(exercise: str, what: str) -> None:
+    """Print the one-line pass (and return nothing, so a check cell shows that line only)."""
     print(f"✓ {exercise}: {what}")
-    return True
 
 
 def as_array(x, exercise: str, what: str) -> np.ndarray:
@@ -107,3 +111,14 @@ def diagnose(exercise: str, got, variants: dict[str, object], tol: float = 1e-4)
     for text, value in variants.items():
         if value is not None and close(got, value, tol):
             raise Mistake(exercise, text)
+
+
+def take_hooks_off(model) -> list:
+    """Take every forward and pre-forward hook off `model` (one a failed exercise run left would change every
+    later result); returns where they were (hooks_attached)."""
+    left = hooks_attached(model)
+    for name, _ in left:
+        m = model if name == "<root>" else get_module(model, name)
+        m._forward_hooks.clear()
+        m._forward_pre_hooks.clear()
+    return left

@@ -28,7 +28,7 @@ def _p_variants(observed: float, null: np.ndarray) -> dict[str, float]:
     }
 
 
-def random_null(random_sets, permutation_p) -> bool:
+def random_null(random_sets, permutation_p) -> None:
     """(f) random_sets(width, size, n, seed) -> bool [n, width], each row `size` distinct neurons, the same for the
     same seed; permutation_p(observed, null) -> (1 + #{null >= observed}) / (1 + len(null))."""
     __tracebackhide__ = True
@@ -104,7 +104,7 @@ def _select(a, b, rows, q=0.05, word="b", correct="bh", test="paired") -> np.nda
     return sig & {"b": r.statistic < 0, "a": r.statistic > 0, "either": np.ones(a.shape[1], bool)}[word]
 
 
-def heldout(fn) -> bool:
+def heldout(fn) -> None:
     """(g) fn(acts_a, acts_b, train, test, lesion_drop, q) -> lesion_drop(mask, test): the b ('her') neurons
     chosen (paired t, BH at q) on the train pairs only, lesioned at the test pairs' texts."""
     __tracebackhide__ = True

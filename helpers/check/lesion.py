@@ -1,37 +1,57 @@
-"""Checker for notebook 03: (e) an ablation hook that zeroes neurons at the [MASK] only and is always removed."""
+"""Checker for notebook 03: (e) an ablation hook that zeroes neurons at the [MASK] only and is always removed.
+
+The check runs the student's function once on a sentence with a [MASK], at a middle layer (not the last: at
+the last layer an edit at other tokens could not reach the [MASK]'s logits, so "every token" would look
+right), with a fixed 40% of the layer's neurons; then once more while every forward pass fails, to see that
+the hook comes off anyway. A wrong value is compared with the usual wrong answers (every token, one token
+off, nothing ablated, the other neurons, the sign, another layer) to name the mistake.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from ..arch import n_layers, n_neurons
-from ..hooks import get_module, hooks_attached
+from ..hooks import hooks_attached
 from ..lesion import ablate_neurons
 from ..readout import logits_at, masked_logits
 from ..stimuli import mask_positions
-from ._report import Mistake, close, diagnose, passed, run
+from ._report import Mistake, close, passed, run, take_hooks_off
 from .predict import one_number
 
 ABLATE_TEXT, ABLATE_WORDS = "My sister called, so I thanked [MASK] for the gift.", ("her", "him")
 
 
+def check_layer_for(model) -> int:
+    """The layer the check ablates: the middle one, but never the last (where edits elsewhere cannot reach
+    the [MASK]) when the model has two layers or more."""
+    n = n_layers(model)
+    return max(0, min(n // 2, n - 2))
+
+
 def _neurons(model, layer: int) -> np.ndarray:
     """A fixed 40% of the layer's neurons: enough to move the logits, so every mistake shows."""
     width = n_neurons(model, layer)
-    return np.sort(np.random.default_rng(7).choice(width, size=int(0.4 * width), replace=False))
+    return np.sort(np.random.default_rng(7).choice(width, size=max(1, int(0.4 * width)), replace=False))
 
 
-def _diff(model, tokenizer, text, words, layer=None, neurons=None, positions="mask") -> float:
-    """logit(words[0]) - logit(words[1]) at the [MASK], with `neurons` of `layer` zeroed at `positions`."""
+def _diff(model, tokenizer, text, words, layer=None, neurons=None, where="mask") -> float:
+    """logit(words[0]) - logit(words[1]) at the [MASK], with `neurons` of `layer` zeroed at `where`:
+    "mask" (the [MASK] only), "all" (every token) or an int shift from the [MASK] (-1: the token before)."""
+    at = mask_positions(tokenizer, [text])
     if layer is None:
         lg = masked_logits(model, tokenizer, [text], list(words))[0, 0]
         return float(lg[0] - lg[1])
-    where = mask_positions(tokenizer, [text]) if positions == "mask" else None
-    with ablate_neurons(model, layer, neurons, positions=where, verbose=False):
-        lg = logits_at(model, tokenizer, [text], mask_positions(tokenizer, [text]), list(words))[0, 0]
+    if where == "all":
+        edit = None
+    else:
+        shift = 0 if where == "mask" else int(where)
+        edit = [[p + shift for p in at[0]]]
+    with ablate_neurons(model, layer, neurons, positions=edit, verbose=False):
+        lg = logits_at(model, tokenizer, [text], at, list(words))[0, 0]
     return float(lg[0] - lg[1])
 
 
-def ablated_logit_diff(fn, model, tokenizer) -> bool:
+def ablated_logit_diff(fn, model, tokenizer) -> None:
     """(e) fn(model, tokenizer, text, layer, neurons, expected, other) -> logit(expected) - logit(other) at the
     [MASK] with `neurons` of the layer's MLP zeroed at the [MASK] only; the hook removed whatever happens."""
     __tracebackhide__ = True
@@ -39,15 +59,20 @@ def ablated_logit_diff(fn, model, tokenizer) -> bool:
     if hooks_attached(model):
         raise Mistake(ex, f"hooks were attached before the check ran ({hooks_attached(model)[:2]}): an earlier run "
                           f"left them; run helpers.check.remove_hooks(model), then this cell again")
-    layer = max(1, n_layers(model) // 2)
+    layer = check_layer_for(model)
     neurons = _neurons(model, layer)
     e, o = ABLATE_WORDS
-    got = one_number(ex, run(ex, fn, model, tokenizer, ABLATE_TEXT, layer, neurons.copy(), e, o), ABLATE_TEXT)
-    left = hooks_attached(model)
+    try:
+        value = run(ex, fn, model, tokenizer, ABLATE_TEXT, layer, neurons.copy(), e, o)
+    finally:
+        left = hooks_attached(model)
+        if left:
+            take_hooks_off(model)
     if left:
-        _remove(model)
-        raise Mistake(ex, f"your hook is still attached after your function returned ({left[0][0]}; the check "
-                          f"removed it): remove it in a finally: block, or use a with block")
+        raise Mistake(ex, f"your hook is still attached after your function returned (on {left[0][0]}; the check "
+                          f"removed it). Left there, it silently edits every later forward pass: remove it in a "
+                          f"finally: block (handle.remove()), or use a with block")
+    got = one_number(ex, value, ABLATE_TEXT)
     want = _diff(model, tokenizer, ABLATE_TEXT, (e, o), layer, neurons)
     if not close(got, want, 1e-4):
         _diagnose_ablation(ex, got, want, model, tokenizer, layer, neurons)
@@ -58,50 +83,50 @@ def ablated_logit_diff(fn, model, tokenizer) -> bool:
         pass
     finally:
         handle.remove()
-    if hooks_attached(model):
-        _remove(model)
-        raise Mistake(ex, "right value, but when the forward pass fails your hook stays attached (the check removed "
-                          "it): put handle.remove() in a finally: block, or use a with block")
+    left = hooks_attached(model)
+    if left:
+        take_hooks_off(model)
+        raise Mistake(ex, f"right value, but when the forward pass fails your hook stays attached (on {left[0][0]}; "
+                          f"the check removed it): put handle.remove() in a finally: block, or use a with block")
     clean = _diff(model, tokenizer, ABLATE_TEXT, (e, o))
-    return passed(ex, f"{len(neurons)} neurons of layer {layer} zeroed at the [MASK] only: {e}-{o} {clean:+.2f} -> "
-                      f"{want:+.2f}; the hook is removed even when the forward pass fails")
+    return passed(ex, f"{len(neurons)} neurons of layer {layer} (a middle layer) zeroed at the [MASK] only: {e}-{o} "
+                      f"{clean:+.2f} -> {want:+.2f}, as the kit's ablate_neurons gives (random neurons, so either "
+                      f"direction is possible); the hook is removed even when the forward pass fails")
 
 
 def _fail(module, args):
     raise RuntimeError("a forward pass that fails (planted by the check)")
 
 
-def _remove(model) -> None:
-    for name, _ in hooks_attached(model):
-        m = model if name == "<root>" else get_module(model, name)
-        m._forward_hooks.clear()
-        m._forward_pre_hooks.clear()
-
-
 def _diagnose_ablation(ex, got, want, model, tokenizer, layer, neurons) -> None:
-    e, o = ABLATE_WORDS
-    width = n_neurons(model, layer)
-    rest = np.setdiff1d(np.arange(width), neurons)
-    variants = {
-        "you zeroed the neurons at EVERY token; the exercise asks for the [MASK] only (positions: the [MASK]'s "
-        "index in each row)": _diff(model, tokenizer, ABLATE_TEXT, (e, o), layer, neurons, positions=None),
-        "nothing was ablated: your result is the clean logit difference (was the hook on the right module, and "
-        "did the forward pass run inside the with block / before handle.remove()?)":
-            _diff(model, tokenizer, ABLATE_TEXT, (e, o)),
-        "you zeroed the other neurons (the complement of `neurons`)": _diff(model, tokenizer, ABLATE_TEXT, (e, o),
-                                                                             layer, rest),
-        "your sign is flipped: report logit(expected) - logit(other)": -want,
-    }
-    for other in (layer - 1, layer + 1):
-        if 0 <= other < n_layers(model):
-            variants[f"you ablated layer {other}, not layer {layer}"] = _diff(model, tokenizer, ABLATE_TEXT, (e, o),
-                                                                              other, neurons)
-    diagnose(ex, got, variants)
-    raise Mistake(ex, f"your value {got:+.3f} is not the kit's {want:+.3f}")
+    """Raise Mistake naming the first usual wrong answer that `got` matches (each computed only when reached),
+    else one saying how far `got` is from the kit's `want`."""
+    words = ABLATE_WORDS
+    rest = np.setdiff1d(np.arange(n_neurons(model, layer)), neurons)
+    d = lambda **kw: lambda: _diff(model, tokenizer, ABLATE_TEXT, words, **kw)  # noqa: E731  (a value, later)
+    variants = [
+        ("nothing was ablated: your result is the clean logit difference. Is the hook on "
+         "encoder.layer[layer].intermediate.dense; does the forward pass run while it is attached (inside the "
+         "with block, before handle.remove()); and does your hook RETURN the edited tensor? (a forward hook that "
+         "returns None leaves the output as it was, so editing a clone without returning it changes nothing)", d()),
+        ("you zeroed the neurons at EVERY token; the exercise asks for the [MASK] only (output[:, pos, neurons] "
+         "with pos the [MASK]'s index, not output[:, :, neurons])", d(layer=layer, neurons=neurons, where="all")),
+        ("you zeroed the token just BEFORE the [MASK]: its index counts [CLS] at 0 (find it where input_ids == "
+         "tokenizer.mask_token_id)", d(layer=layer, neurons=neurons, where=-1)),
+        ("you zeroed the token just AFTER the [MASK]", d(layer=layer, neurons=neurons, where=1)),
+        ("your sign is flipped: report logit(expected) - logit(other)", lambda: -want),
+        ("you zeroed the other neurons (the complement of `neurons`)", d(layer=layer, neurons=rest)),
+    ]
+    variants += [(f"you ablated layer {other}, not layer {layer}: hook encoder.layer[layer] with the `layer` you "
+                  f"are given", d(layer=other, neurons=neurons))
+                 for other in sorted(range(n_layers(model)), key=lambda x: abs(x - layer)) if other != layer]
+    for text, value in variants:
+        if close(got, value(), 1e-4):
+            raise Mistake(ex, text)
+    raise Mistake(ex, f"your value {got:+.3f} is not the kit's {want:+.3f} (logit({words[0]}) - logit({words[1]}) at "
+                      f"the [MASK] with {len(neurons)} neurons of layer {layer} zeroed there)")
 
 
 def remove_hooks(model) -> list:
     """Remove every forward hook left on `model` (e.g. by an exercise run that failed); returns where they were."""
-    left = hooks_attached(model)
-    _remove(model)
-    return left
+    return take_hooks_off(model)

@@ -22,7 +22,7 @@ Definitions used throughout:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -305,9 +305,14 @@ class LesionResult:
         return (f"{self.model_label}, layer {self.layer}: {self.n_neurons} {self.label} {self.mode}-ablated at "
                 f"{self.n_texts} [MASK]s: logit({self.target})-logit({self.foil}) drops by {self.observed:.2f} "
                 f"(random sets of {self.n_neurons}: {self.null.mean():.2f}, 90% band {lo:.2f} to {hi:.2f}; "
-                f"z = {self.z:.1f}, p = {fmt_p(self.p)}, {self.n_draws} draws); "
-                f"{self.target}->{self.foil} flips {self.n_flipped} of {self.n_right} "
-                f"(random sets: {self.null_flip_rate * self.n_right:.1f}){t1}{self.pool_caveat()}")
+                f"z = {self.z:.1f}, p = {fmt_p(self.p)}, {self.n_draws} draws); " + self._flips()
+                + f"{t1}{self.pool_caveat()}")
+
+    def _flips(self) -> str:
+        if not self.n_right:        # a model that gets every text wrong: nothing to flip
+            return f"the clean model prefers '{self.foil}' at every text, so none can flip"
+        return (f"{self.target}->{self.foil} flips {self.n_flipped} of {self.n_right} "
+                f"(random sets: {self.null_flip_rate * self.n_right:.1f})")
 
     def pool_caveat(self) -> str:
         """A warning for pool="others" when the set is a large share of the layer: the random sets then
@@ -371,7 +376,12 @@ def compare_modes(model, tokenizer, layer: int, neurons, evalset: EvalSet, contr
     """The same set ablated three ways (zero, mean, resample), each against its own random-set null.
 
     mean/resample values: the contrast's MLP values at its target words, at the ablated site (ablation_values).
+    An empty set (nothing passed) gives an empty LesionResult per mode (result.empty), without ablating anything.
     """
+    if not as_mask(neurons, n_neurons(model, layer)).any():
+        ab = Ablator(model, tokenizer, layer, evalset.texts, evalset.positions, evalset.target, evalset.foil)
+        none = lesion_test_with(ab, np.zeros(ab.width, bool), n_draws, seed, label=label)
+        return {m: replace(none, mode=m) for m in modes}
     out = {}
     for m in modes:
         vals = ablation_values(model, tokenizer, contrast, layer, m)

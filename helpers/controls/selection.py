@@ -73,6 +73,10 @@ class Overlap:
 
     def summary(self) -> str:
         a, b = self.labels
+        if not self.n_x or not self.n_y:
+            return (f"{a}: {self.n_x}, {b}: {self.n_y}: "
+                    + ("both sets are empty" if not (self.n_x or self.n_y) else "one set is empty")
+                    + ", so there is no overlap to compare")
         return (f"{a}: {self.n_x}, {b}: {self.n_y}, both: {self.n_both} (random sets of these sizes share "
                 f"{self.expected:.1f}; Jaccard {self.jaccard:.2f}, hypergeometric p = {fmt_p(self.p)})")
 
@@ -185,6 +189,9 @@ class HeldOut:
         return float(np.mean(d_in[sel] * sgn)), float(np.nanmean(d_out[sel] * sgn))
 
     def summary(self) -> str:
+        if not self.n_selected.any():
+            return (f"{self.k} folds: no neuron passed FDR on any fold's training pairs (all pairs: "
+                    f"{int(self.full.significant.sum())}), so there is nothing to replicate")
         d_in, d_out = self.effect_sizes()
         return (f"{self.k} folds: {int(self.n_selected.mean())} neurons selected per fold (all pairs: "
                 f"{int(self.full.significant.sum())}); stability (mean Jaccard) {self.stability:.2f}; held-out "

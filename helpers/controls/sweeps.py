@@ -50,10 +50,11 @@ class DoseResponse:
     def summary(self) -> str:
         if not len(self.ks):
             return (f"{self.model_label}, layer {self.layer}: no neuron is more active for '{self.target}' than for "
-                    f"'{self.foil}', so there is no top-k set to ablate")
+                    f"'{self.foil}', so there is no top-k set and nothing to lesion")
         lo, hi = self.band()
         rows = [f"k={k}: {o:.2f} [{a:.2f}, {b:.2f}]" for k, o, a, b in zip(self.ks, self.observed, lo, hi)]
-        return (f"{self.model_label}, layer {self.layer}, top-k '{self.target}' neurons {self.mode}-ablated, "
+        none = "" if self.n_significant else " (none passes FDR: ranked by t alone)"
+        return (f"{self.model_label}, layer {self.layer}, top-k '{self.target}' neurons {self.mode}-ablated{none}, "
                 f"drop in logit({self.target})-logit({self.foil}) [random 5-95%]: " + "; ".join(rows))
 
 
@@ -124,8 +125,12 @@ class LayerSweep:
         ph = self.p_holm()
         for L, w, npos, nneg in zip(self.layers, self.width, self.n_pos, self.n_neg):
             r = self.results[L]
-            eff = "not lesioned" if r is None else (f"drop {r.observed:.2f} vs random {r.null.mean():.2f} "
-                                               f"(z {r.z:.1f}, p {fmt_p(r.p)}, Holm {fmt_p(ph[L])})")
+            if r is None:
+                n_target = npos if self.target == a else nneg
+                eff = (f"no '{self.target}' neuron passed, nothing to lesion" if n_target == 0 else "not lesioned")
+            else:
+                eff = (f"drop {r.observed:.2f} vs random {r.null.mean():.2f} "
+                       f"(z {r.z:.1f}, p {fmt_p(r.p)}, Holm {fmt_p(ph[L])})")
             rows.append(f"L{L}: {npos} {a}>{b}, {nneg} {b}>{a} ({(npos + nneg) / w:.0%}), {eff}")
         head = f"{self.model_label}, selected at the {self.where}, lesion for '{self.target}'"
         if ph:

@@ -9,7 +9,8 @@
     heldout(ho, hol)                         in-sample vs held-out effect sizes and lesion effects
     lesion_tests(results, p_adjusted, name)  several lesion tests side by side, each against its own null
 
-Every title names the model (and layer) the numbers came from.
+Every title names the model (and layer) the numbers came from. An empty neuron set (nothing passed the
+criterion, result.empty) is drawn as a figure, or a column, that says so in words instead of numbers.
 """
 from __future__ import annotations
 
@@ -18,6 +19,21 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .style import COLORS, NULL, OBS, fmt_p
+
+
+def _message(ax, text: str, title: str | None = None) -> None:
+    """An axes that holds only a sentence (e.g. why there is nothing to plot)."""
+    ax.set(xticks=[], yticks=[])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", wrap=True, fontsize=10, color="k")
+    if title:
+        ax.set_title(title)
+
+
+def _nothing(r) -> str:
+    """The figure's sentence for an empty LesionResult."""
+    return f"no {r.label.strip()} passed the criterion,\nso there is nothing to lesion"
 
 
 def criteria(crit, model_label: str, layer: int, where: str = "pronoun", figsize=(12, 4.2)) -> Figure:
@@ -53,6 +69,11 @@ def null_distribution(result, figsize=(12, 4.2)) -> Figure:
     """Left: histogram of the random sets' mean drop, the chosen set's as a red line.
     Right: logit(target) - logit(foil) per text, before vs after the lesion."""
     r = result
+    if r.empty:
+        fig, ax = plt.subplots(figsize=(figsize[0] * 0.6, figsize[1] * 0.6))
+        _message(ax, _nothing(r), f"{r.model_label}, layer {r.layer}: 0 {r.label.strip()}")
+        fig.tight_layout()
+        return fig
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1.4, 1]})
     ax0.hist(r.null, bins=40, color=NULL, edgecolor="w", lw=0.3, label=f"{r.n_draws} random sets of {r.n_neurons}")
     lo, hi = r.band()
@@ -79,6 +100,10 @@ def null_distribution(result, figsize=(12, 4.2)) -> Figure:
 
 
 def _null_column(ax, x, r, color=OBS, label=None):
+    """The chosen set's drop (diamond) over its random sets' 5-95% band and median; an empty set: a note."""
+    if r.empty:
+        ax.text(x, 0, "0 neurons:\nnothing\nto lesion", ha="center", va="bottom", fontsize=8, color=NULL)
+        return
     lo, hi = r.band()
     ax.plot([x, x], [lo, hi], color=NULL, lw=8, alpha=0.5, solid_capstyle="butt",
             label="random sets 5-95%" if label else None)
@@ -91,9 +116,16 @@ def modes(results: dict, figsize=(7, 4.2)) -> Figure:
     """One column per ablation mode: the chosen set's drop (diamond) over the random sets' band."""
     fig, ax = plt.subplots(figsize=figsize)
     first = next(iter(results.values()))
+    if all(r.empty for r in results.values()):
+        _message(ax, _nothing(first), f"{first.model_label}, layer {first.layer}: 0 {first.label.strip()}")
+        fig.tight_layout()
+        return fig
+    labelled = False
     for i, (m, r) in enumerate(results.items()):
-        _null_column(ax, i, r, label="chosen set" if i == 0 else None)
-        ax.text(i + 0.2, r.observed, f"z={r.z:.1f}\np={fmt_p(r.p)}", fontsize=8, va="center")
+        _null_column(ax, i, r, label=None if labelled or r.empty else "chosen set")
+        labelled |= not r.empty
+        if not r.empty:
+            ax.text(i + 0.2, r.observed, f"z={r.z:.1f}\np={fmt_p(r.p)}", fontsize=8, va="center")
     ax.set_xticks(range(len(results)), [f"{m}" for m in results])
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlim=(-0.6, len(results) - 0.1), ylabel=f"mean drop in logit({first.target}) - logit({first.foil})",
@@ -114,8 +146,12 @@ def lesion_tests(results: dict, p_adjusted=None, adjusted_name: str = "adjusted"
         raise ValueError(f"{len(results)} results but {len(p_adjusted)} adjusted p-values")
     fig, ax = plt.subplots(figsize=figsize)
     first = next(iter(results.values()))
+    labelled = False
     for i, (name, r) in enumerate(results.items()):
-        _null_column(ax, i, r, label="chosen set" if i == 0 else None)
+        _null_column(ax, i, r, label=None if labelled or r.empty else "chosen set")
+        labelled |= not r.empty
+        if r.empty:
+            continue
         note = f"p={fmt_p(r.p)}" + (f"\n{adjusted_name} {fmt_p(p_adjusted[i])}" if p_adjusted is not None else "")
         ax.text(i + 0.18, r.observed, note, fontsize=8, va="center")
     ax.set_xticks(range(len(results)), [str(n) for n in results], fontsize=8)
@@ -124,7 +160,8 @@ def lesion_tests(results: dict, p_adjusted=None, adjusted_name: str = "adjusted"
     where = f"layer {layers[0]}" if len(layers) == 1 else "layers " + ", ".join(map(str, layers))
     ax.set(xlim=(-0.6, len(results) - 0.2), ylabel="mean drop in logit(expected) - logit(other)",
            title=f"{first.model_label}, {where}: {first.mode}-ablating each word's neurons at its [MASK]s")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if labelled:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -132,6 +169,11 @@ def lesion_tests(results: dict, p_adjusted=None, adjusted_name: str = "adjusted"
 def dose_response(dr, figsize=(8, 4.4)) -> Figure:
     """Drop for the top-k neurons (line) against random sets of k (band: 5-95%, dashed: median)."""
     fig, ax = plt.subplots(figsize=figsize)
+    if not len(dr.ks):
+        _message(ax, f"no neuron is more active for '{dr.target}' than for '{dr.foil}',\nso there is no top-k set "
+                     f"and nothing to lesion", f"{dr.model_label}, layer {dr.layer}: dose-response")
+        fig.tight_layout()
+        return fig
     lo, hi = dr.band()
     ax.fill_between(dr.ks, lo, hi, color=NULL, alpha=0.35, label="random sets of k, 5-95%")
     ax.plot(dr.ks, np.median(dr.null, axis=1), "--", color="k", lw=1, label="random sets, median")
@@ -166,6 +208,10 @@ def layer_sweep(sweep, other=None, figsize=(12, 4.2)) -> Figure:
         if s is None:
             continue
         done = [L for L in s.layers if s.results[L] is not None]
+        a, _ = s.labels
+        for L, n in zip(s.layers, s.n_pos if s.target == a else s.n_neg):
+            if n == 0 and s is sweep:      # nothing passed in this layer: say so where its marker would be
+                ax1.text(L + dx, 0, f"0 '{s.target}'\nneurons", ha="center", va="bottom", fontsize=7, color=NULL)
         for L in done:
             r = s.results[L]
             lo, hi = r.band()
@@ -180,7 +226,11 @@ def layer_sweep(sweep, other=None, figsize=(12, 4.2)) -> Figure:
     if band_labelled:
         ax1.legend(fontsize=8)
     else:
-        ax1.text(0.5, 0.5, "no lesions run (n_draws=0)", transform=ax1.transAxes, ha="center", color=NULL)
+        a, _ = sweep.labels
+        counts = sweep.n_pos if sweep.target == a else sweep.n_neg
+        why = (f"no layer has a '{sweep.target}' neuron that passed,\nso there is nothing to lesion"
+               if not any(counts) else "no lesions run (n_draws=0)")
+        ax1.text(0.5, 0.5, why, transform=ax1.transAxes, ha="center", color=NULL)
     fig.tight_layout()
     return fig
 
@@ -204,16 +254,20 @@ def selection_comparison(sel_p, sel_m, layer: int, word: str, results=None, figs
     ax0.legend(fontsize=8, markerscale=3)
     if results:
         ax1 = axes[0, 1]
+        labelled = False
         for i, (name, r) in enumerate(results.items()):
-            _null_column(ax1, i, r, label="chosen set" if i == 0 else None)
-            ax1.text(i + 0.2, r.observed, f"{r.n_neurons} neurons\nz={r.z:.1f}, p={fmt_p(r.p)}", fontsize=8,
-                     va="center")
+            _null_column(ax1, i, r, label=None if labelled or r.empty else "chosen set")
+            labelled |= not r.empty
+            if not r.empty:
+                ax1.text(i + 0.2, r.observed, f"{r.n_neurons} neurons\nz={r.z:.1f}, p={fmt_p(r.p)}", fontsize=8,
+                         va="center")
         r0 = next(iter(results.values()))
         ax1.set_xticks(range(len(results)), list(results))
         ax1.axhline(0, color="k", lw=0.5)
         ax1.set(xlim=(-0.5, len(results) - 0.1), ylabel=f"mean drop in logit({r0.target}) - logit({r0.foil})",
                 title=f"lesioned at {r0.n_texts} held-out [MASK] texts")
-        ax1.legend(fontsize=8)
+        if labelled:
+            ax1.legend(fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -225,34 +279,52 @@ def heldout(ho, hol=None, model_label: str = "", layer: int | None = None, figsi
     fig, axes = plt.subplots(1, ncol, figsize=figsize if ncol == 2 else (6.5, 4.2), squeeze=False)
     ax0 = axes[0, 0]
     sel = ho.selected != 0
+    where = f", layer {layer}" if layer is not None else ""
+    if not sel.any():
+        _message(ax0, "no neuron passed FDR on any fold's training pairs,\nso there is nothing to replicate",
+                 f"{model_label}{where}: {ho.k}-fold selection")
+    else:
+        _heldout_d(ax0, ho, sel, f"{model_label}{where}: {ho.k}-fold selection, stability {ho.stability:.2f}")
+    if hol is not None:
+        _heldout_lesions(axes[0, 1], hol)
+    fig.tight_layout()
+    return fig
+
+
+def _heldout_d(ax0, ho, sel, title):
     sgn = ho.selected[sel]
     d_in, d_out = (d[sel] * sgn for d in ho.d_corrected())
-    lim = np.nanmax(np.abs(np.concatenate([d_in, d_out]))) * 1.05 if sel.any() else 1
+    lim = np.nanmax(np.abs(np.concatenate([d_in, d_out]))) * 1.05
     ax0.plot(d_in, d_out, ".", color="#4c72b0", ms=3, alpha=0.4)
     ax0.plot([0, lim], [0, lim], "k--", lw=0.7, label="held-out = in-sample")
     ax0.axhline(0, color="k", lw=0.5)
     mi, mo = ho.effect_sizes()
     ax0.plot(mi, mo, "D", color=OBS, mec="k", ms=8, label=f"mean: {mi:.2f} -> {mo:.2f}")
-    where = f", layer {layer}" if layer is not None else ""
     ax0.set(xlabel="signed d_z on the pairs that selected the neuron\n(corrected for sample size)",
-            ylabel="signed d_z on held-out pairs (corrected)",
-            title=f"{model_label}{where}: {ho.k}-fold selection, stability {ho.stability:.2f}")
+            ylabel="signed d_z on held-out pairs (corrected)", title=title)
     ax0.legend(fontsize=8)
-    if hol is not None:
-        ax1 = axes[0, 1]
-        for f, (ri, ro) in enumerate(zip(hol.in_sample, hol.held_out)):
-            for r, dx, c, lab in ((ri, -0.15, "#ff9896", "in-sample texts"), (ro, 0.15, OBS, "held-out texts")):
-                if r is None:
-                    continue
-                lo, hi = r.band()
-                ax1.plot([f + dx] * 2, [lo, hi], color=NULL, lw=6, alpha=0.5, solid_capstyle="butt",
-                         label="random sets 5-95%" if (f == 0 and dx < 0) else None)
-                ax1.plot(f + dx, r.observed, "D", color=c, mec="k", ms=7, label=lab if f == 0 else None)
-        ax1.axhline(0, color="k", lw=0.5)
-        ax1.set(xticks=range(len(hol.n_neurons)), xticklabels=[f"fold {f}\n{n} neurons" for f, n in
-                                                               enumerate(hol.n_neurons)],
-                ylabel=f"mean drop in logit({hol.target}) - logit({hol.foil})",
-                title=f"'{hol.target}' neurons chosen at the {hol.where} of training pairs")
-        ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    return fig
+
+
+def _heldout_lesions(ax1, hol):
+    title = f"'{hol.target}' neurons chosen at the {hol.where} of training pairs"
+    if not any(hol.n_neurons):
+        _message(ax1, f"no '{hol.target}' neuron passed on any training fold,\nso there is nothing to lesion", title)
+        return
+    seen = set()
+    for f, (ri, ro) in enumerate(zip(hol.in_sample, hol.held_out)):
+        if ri is None and ro is None:
+            ax1.text(f, 0, "0 neurons:\nnothing\nto lesion", ha="center", va="bottom", fontsize=8, color=NULL)
+        for r, dx, c, lab in ((ri, -0.15, "#ff9896", "in-sample texts"), (ro, 0.15, OBS, "held-out texts")):
+            if r is None:
+                continue
+            lo, hi = r.band()
+            band = "random sets 5-95%"
+            ax1.plot([f + dx] * 2, [lo, hi], color=NULL, lw=6, alpha=0.5, solid_capstyle="butt",
+                     label=None if band in seen else band)
+            ax1.plot(f + dx, r.observed, "D", color=c, mec="k", ms=7, label=None if lab in seen else lab)
+            seen |= {band, lab}
+    ax1.axhline(0, color="k", lw=0.5)
+    ax1.set(xticks=range(len(hol.n_neurons)),
+            xticklabels=[f"fold {f}\n{n} neurons" for f, n in enumerate(hol.n_neurons)],
+            ylabel=f"mean drop in logit({hol.target}) - logit({hol.foil})", title=title)
+    ax1.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

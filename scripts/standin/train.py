@@ -16,7 +16,6 @@ corpus built with `corpus.py --seed 2`.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -33,14 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from helpers.loading import standin_base  # noqa: E402
 import checkpoint  # noqa: E402
 import evaluate as ev  # noqa: E402
+from evaluate import is_heldout  # noqa: E402,F401  (align.py reads it as train.is_heldout)
 
 SEQ = 64
 FREEZE_LAYERS = 2      # the lowest layers kept frozen (stage 1 and stage 2 alike)
-
-
-def is_heldout(doc: str) -> bool:
-    """1% of documents, chosen by hash so every run and seed holds out the same ones."""
-    return int(hashlib.md5(doc.encode()).hexdigest(), 16) % 100 == 0
 
 
 def pack(ids_list: list[list[int]], cls: int, sep: int, rng: random.Random) -> np.ndarray:
