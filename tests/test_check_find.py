@@ -29,6 +29,14 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+def names_the_mistake(run, exercise, phrase):
+    """run() makes the check refuse the student's function: a Mistake for `exercise` whose message names
+    `phrase` (not a generic "does not match")."""
+    with pytest.raises(Mistake, match=re.escape(phrase)) as e:
+        run()
+    assert str(e.value).startswith(f"✗ {exercise}: ")
+
+
 # --- (a) target_position ------------------------------------------------------------------------
 def _pieces(tokenizer, sentence, word, special=True):
     """Token indices whose characters fall inside the whole word `word`."""
@@ -63,9 +71,7 @@ def test_target_position_reference_passes(tokenizer, capsys):
 @pytest.mark.parametrize("fn,phrase", [(forgot_cls, "you forgot [CLS]"), (first_piece, "its FIRST piece"),
                                        (letters_not_word, "inside 'mother'")])
 def test_target_position_names_the_mistake(tokenizer, fn, phrase):
-    with pytest.raises(Mistake, match=re.escape(phrase)) as e:
-        check.target_position(fn, tokenizer)
-    assert str(e.value).startswith("✗ (a) target_position: ")
+    names_the_mistake(lambda: check.target_position(fn, tokenizer), "(a) target_position", phrase)
 
 
 def words_not_tokens(tokenizer, sentence, word):
@@ -82,8 +88,7 @@ def characters(tokenizer, sentence, word):
     (words_not_tokens, "you counted words"), (characters, "a character offset"),
     (lambda tok, s, w: 2, "The model's tokens, with their indices: 0:[CLS]")])
 def test_target_position_names_more_mistakes(tokenizer, fn, phrase):
-    with pytest.raises(Mistake, match=re.escape(phrase)):
-        check.target_position(fn, tokenizer)
+    names_the_mistake(lambda: check.target_position(fn, tokenizer), "(a) target_position", phrase)
 
 
 def test_target_position_wants_one_int(tokenizer):
@@ -172,22 +177,12 @@ def test_capture_mlp_reference_passes(standin, capsys):
     assert hooks_attached(model) == []
 
 
-@pytest.mark.parametrize("name", list(CAPTURE_MISTAKES))
+@pytest.mark.parametrize("name", [*CAPTURE_MISTAKES, *MORE_CAPTURE_MISTAKES])
 def test_capture_mlp_names_the_mistake(standin, name):
     model, tok = standin
-    fn, phrase = CAPTURE_MISTAKES[name]
-    with pytest.raises(Mistake, match=re.escape(phrase)) as e:
-        check.capture_mlp(fn, model, tok)
-    assert str(e.value).startswith("✗ (b) capture_mlp: ")
-    assert hooks_attached(model) == []                      # the check took the leaked hook off
-
-
-@pytest.mark.parametrize("name", list(MORE_CAPTURE_MISTAKES))
-def test_capture_mlp_names_more_mistakes(standin, name):
-    model, tok = standin
-    fn, phrase = MORE_CAPTURE_MISTAKES[name]
-    with pytest.raises(Mistake, match=re.escape(phrase)):
-        check.capture_mlp(fn, model, tok)
+    fn, phrase = {**CAPTURE_MISTAKES, **MORE_CAPTURE_MISTAKES}[name]
+    names_the_mistake(lambda: check.capture_mlp(fn, model, tok), "(b) capture_mlp", phrase)
+    assert hooks_attached(model) == []                      # the check took a leaked hook off
     assert hooks_attached(model) == []
 
 
@@ -274,16 +269,13 @@ def test_paired_test_reference_passes(capsys):
 @pytest.mark.parametrize("fn,phrase", [(sign_flipped, "opposite sign"), (uncorrected, "p < q, with no correction"),
                                        (ignores_q, "you ignored q")])
 def test_paired_test_names_the_mistake(fn, phrase):
-    with pytest.raises(Mistake, match=re.escape(phrase)) as e:
-        check.paired_test(fn)
-    assert str(e.value).startswith("✗ (c) paired_test: ")
+    names_the_mistake(lambda: check.paired_test(fn), "(c) paired_test", phrase)
 
 
 @pytest.mark.parametrize("name", list(MORE_TTEST_MISTAKES))
 def test_paired_test_names_more_mistakes(name):
     fn, phrase = MORE_TTEST_MISTAKES[name]
-    with pytest.raises(Mistake, match=re.escape(phrase)):
-        check.paired_test(fn)
+    names_the_mistake(lambda: check.paired_test(fn), "(c) paired_test", phrase)
 
 
 # --- (d) mask_logit_diff ------------------------------------------------------------------------
@@ -342,21 +334,11 @@ def test_mask_logit_diff_reference_passes(standin, capsys):
     assert capsys.readouterr().out.startswith("✓ (d) mask_logit_diff: logit(expected) - logit(other) right at 3")
 
 
-@pytest.mark.parametrize("name", list(PREDICT_MISTAKES))
+@pytest.mark.parametrize("name", [*PREDICT_MISTAKES, *MORE_PREDICT_MISTAKES])
 def test_mask_logit_diff_names_the_mistake(standin, name):
     model, tok = standin
-    fn, phrase = PREDICT_MISTAKES[name]
-    with pytest.raises(Mistake, match=re.escape(phrase)) as e:
-        check.mask_logit_diff(fn, model, tok)
-    assert str(e.value).startswith("✗ (d) mask_logit_diff: ")
-
-
-@pytest.mark.parametrize("name", list(MORE_PREDICT_MISTAKES))
-def test_mask_logit_diff_names_more_mistakes(standin, name):
-    model, tok = standin
-    fn, phrase = MORE_PREDICT_MISTAKES[name]
-    with pytest.raises(Mistake, match=re.escape(phrase)):
-        check.mask_logit_diff(fn, model, tok)
+    fn, phrase = {**PREDICT_MISTAKES, **MORE_PREDICT_MISTAKES}[name]
+    names_the_mistake(lambda: check.mask_logit_diff(fn, model, tok), "(d) mask_logit_diff", phrase)
 
 
 # --- how errors and stubs reach the student -----------------------------------------------------

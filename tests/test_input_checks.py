@@ -2,7 +2,7 @@
 
 lesion: padding side and train mode, 0/1 integer masks, [UNK] words, empty/str texts, positions.
 stats: p outside [0, 1], the zero-variance cut-off under rescaling, Wilcoxon p per column.
-stimuli: '#:' after data, a == b, duplicate pairs, folders, "name.tsv".
+The contrast-file loader's checks are in test_stimuli.py.
 """
 from __future__ import annotations
 
@@ -21,11 +21,9 @@ from helpers.arch import mlp_module_name
 from helpers.stats import fdr, paired_ttest_fdr, paired_wilcoxon
 
 SCIPY_115 = tuple(int(x) for x in scipy.__version__.split(".")[:2]) >= (1, 15)
-from helpers.stimuli import CONTRASTS, StimulusError, list_contrasts, load_contrast
+from helpers.stimuli import StimulusError
 
 TEXTS = ["She gave [MASK] a book.", "We thanked [MASK].", "They told [MASK] everything about the long trip."]
-HEADER = "#: name = test\n#: a = him\n#: b = her\n"
-PAIR = "pair\tThe dog followed him home.\tThe dog followed her home.\n"
 
 
 def _n_tokens(tok, text):
@@ -253,51 +251,6 @@ def test_wilcoxon_small_n_with_ties_is_the_exact_sign_flip_p():
         assert p[1] == pytest.approx(st.wilcoxon(d[:, 1]).pvalue, rel=1e-12)
     assert p[0] == pytest.approx(2 / 64, rel=1e-12)     # all 6 positive: 1 of the 64 sign patterns, two-sided
     assert np.isnan(paired_wilcoxon(np.zeros((5, 1)), np.zeros((5, 1)))[0])
-
-
-# --- 8. contrast files ----------------------------------------------------------------------------
-
-def _write(tmp_path, body, name="mine.tsv"):
-    f = tmp_path / name
-    f.write_text(body, encoding="utf-8")
-    return f
-
-
-@pytest.mark.parametrize("body, msg", [
-    (HEADER + PAIR + "#: a = me\npair\tThe dog followed me home.\tThe dog followed her home.\n",
-     r"^mine\.tsv:5: '#: a = \.\.\.' comes after the first pair/test line \(mine\.tsv:4\)"),
-    (HEADER + PAIR + "#: description = late\n", r"^mine\.tsv:5: '#: description = \.\.\.' comes after"),
-    ("#: a = him\n#: b = Him\n" + PAIR.replace("her", "him"),
-     r"^mine\.tsv:2: a and b are both 'Him'; a contrast needs two different target words"),
-    (HEADER + PAIR + "pair\tWe met him.\tWe met her.\n" + PAIR,
-     r"^mine\.tsv:6: this pair repeats line 4 \(mine\.tsv:4\)"),
-    ("#: a = him\n" + HEADER + PAIR, r"^mine\.tsv:\d: '#: a' is set twice \(first at mine\.tsv:1\)"),
-    (HEADER + PAIR + "test\tWe saw [MASK] there.\ther\ntest\tWe  saw [MASK] there.\ther\n",
-     r"^mine\.tsv:6: this test text repeats line 5 \(mine\.tsv:5\)"),
-])
-def test_contrast_file_errors_name_file_and_line(tmp_path, body, msg):
-    with pytest.raises(StimulusError, match=msg):
-        load_contrast(_write(tmp_path, body))
-
-
-def test_contrast_folder_and_bare_file_name(tmp_path):
-    with pytest.raises(StimulusError, match=r"is a folder, not a contrast file.*him_her\.tsv"):
-        load_contrast(CONTRASTS)
-    with pytest.raises(StimulusError, match="is a folder, not a contrast file"):
-        load_contrast(tmp_path)
-    by_name = load_contrast("him_her")
-    with_ext = load_contrast("him_her.tsv")
-    assert (with_ext.a, with_ext.b, with_ext.pairs, with_ext.tests) == (by_name.a, by_name.b, by_name.pairs,
-                                                                         by_name.tests)
-    with pytest.raises(StimulusError, match="No contrast file 'him_hre.tsv'. Shipped sets: "):
-        load_contrast("him_hre.tsv")
-
-
-@pytest.mark.parametrize("name", list_contrasts())
-def test_every_shipped_contrast_still_loads(name):
-    c = load_contrast(name)
-    assert c.pairs and c.a.lower() != c.b.lower() and len(set(c.pairs)) == len(c.pairs)
-    assert load_contrast(f"{name}.tsv").pairs == c.pairs
 
 
 # --- fast path and lesion arguments (review of the hook API) ---

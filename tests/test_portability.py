@@ -1,5 +1,5 @@
 """Runs where the students are (issue #19): GPT-2 without a pad token, devices, transformers 4.x attention,
-a model on the meta device, contrast files that fool the tokenizer, and resample draws."""
+a model on the meta device, and resample draws (contrast files that fool the tokenizer: test_stimuli.py)."""
 from __future__ import annotations
 
 import warnings
@@ -15,7 +15,6 @@ from helpers.fast import ablation_logit_diffs, clean_logit_diffs, slow_reason, s
 from helpers.lesion import ablate_neurons
 from helpers.loading import pick_device
 from helpers.readout import logits_at, masked_logits, word_ids
-from helpers.stimuli import StimulusError, load_contrast, target_positions
 from test_architectures import build
 
 GPT_TEXTS = ["The dog followed him all the way", "Nobody told her about"]
@@ -156,33 +155,6 @@ def test_a_model_on_the_meta_device_gets_the_kits_error(tokenizer):
     with pytest.raises(ValueError, match="meta"):
         from helpers.capture import mlp_activations
         mlp_activations(model, tokenizer, ["I saw him."], "him", 0, verbose=False)
-
-
-# --- contrast files that fool the tokenizer ----------------------------------------------------
-
-HEADER = "#: a = him\n#: b = her\n"
-
-
-@pytest.mark.parametrize("line, says", [
-    ("pair\tThe her-like voice called him.\tThe her-like voice called her.\n",
-     r"holds the other target word 'her' in 'her-like'"),
-    ("pair\tThe dog followed him-self home.\tThe dog followed her home.\n", r"its own target word 'him' in 'him-self'"),
-    ("pair\tThe dog followed \u200bhim home.\tThe dog followed her home.\n",
-     r"invisible character at column 17 \(U\+200B ZERO WIDTH SPACE\)"),
-    ("pair\tThe dog followed him\u00ad home.\tThe dog followed her home.\n", r"U\+00AD SOFT HYPHEN"),
-])
-def test_contrast_lines_that_fool_the_tokenizer_are_refused_with_file_and_line(tmp_path, line, says):
-    f = tmp_path / "mine.tsv"
-    f.write_text(HEADER + line, encoding="utf-8")
-    with pytest.raises(StimulusError, match=rf"mine\.tsv:3: .*{says}"):
-        load_contrast(f)
-
-
-def test_target_words_the_tokenizer_cannot_read_are_named(tokenizer):
-    with pytest.raises(StimulusError, match=r"sentence 0 .*reads the target word '🙂' as \[UNK\]"):
-        target_positions(tokenizer, ["I gave him a 🙂 today."], "🙂")
-    with pytest.raises(StimulusError, match=r"sentence 1 .*glues the target word 'him'"):
-        target_positions(tokenizer, ["We saw him.", "We saw x\u200bhim."], "him")
 
 
 # --- resample draws ------------------------------------------------------------------------------

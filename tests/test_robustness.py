@@ -2,13 +2,13 @@
 
 One section per row of issue #7. Models are tiny random BERTs (conftest.tiny_bert), so
 nothing is downloaded; the loader's rows (unknown model offline, checksum) are in
-test_models.py and the property-based checks in test_properties.py.
+test_models.py, the contrast files' and target words' in test_stimuli.py, and the property-based
+checks in test_properties.py.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,11 +24,9 @@ from helpers.lesion import ablate_neurons, neuron_index
 from helpers.readout import masked_logits
 from helpers.arch import check_layer, mlp_module_name
 from helpers.stats import paired_ttest_fdr
-from helpers.stimuli import StimulusError, load_contrast, target_positions
+from helpers.stimuli import StimulusError, target_positions
 
 ROOT = Path(__file__).resolve().parents[1]
-HEADER = "#: name = test\n#: a = him\n#: b = her\n"
-PAIR = "pair\tThe dog followed him home.\tThe dog followed her home.\n"
 
 
 def write(tmp_path, text: str | bytes, name: str = "mine.tsv") -> Path:
@@ -37,43 +35,9 @@ def write(tmp_path, text: str | bytes, name: str = "mine.tsv") -> Path:
     return f
 
 
-# --- a sentence without the target word -------------------------------------------------------
-
-def test_missing_target_names_the_sentence_and_the_word(tokenizer, tiny_model):
-    sents = ["The dog followed him home.", "The dog followed them home."]
-    with pytest.raises(StimulusError, match=r"sentence 1 'The dog followed them home\.' does not contain "
-                                            r"the target word 'him'"):
-        target_positions(tokenizer, sents, "him")
-    with pytest.raises(StimulusError, match="does not contain the target word 'him'"):
-        mlp_activations(tiny_model, tokenizer, sents, "him", 1)
-    assert hooks_attached(tiny_model) == []
-
-
-def test_whole_words_only(tokenizer):
-    """'him' inside 'himself' or 'whim' is not the target word."""
-    with pytest.raises(StimulusError, match="does not contain"):
-        target_positions(tokenizer, ["He did it himself on a whim."], "him")
-
-
-def test_missing_target_in_a_file_names_file_and_line(tmp_path):
-    f = write(tmp_path, HEADER + PAIR + "pair\tThe dog followed him home.\tThe dog followed them home.\n")
-    with pytest.raises(StimulusError, match=r"mine\.tsv:5: 'The dog followed them home\.' must contain 'her'"):
-        load_contrast(f)
-
-
 # --- a target word split into several wordpieces ----------------------------------------------
 
 SPLIT = ["The letter from Ximena arrived today.", "We met Ximena at the station."]   # xi ##men ##a
-
-
-def test_split_target_last_piece_by_default_first_on_request(tokenizer):
-    last = target_positions(tokenizer, SPLIT, "Ximena")
-    first = target_positions(tokenizer, SPLIT, "Ximena", wordpiece="first")
-    for sent, lo, hi in zip(SPLIT, first, last):
-        toks = tokenizer.convert_ids_to_tokens(tokenizer(sent)["input_ids"])
-        assert toks[lo: hi + 1] == ["xi", "##men", "##a"]
-    with pytest.raises(ValueError, match="'first' or 'last'"):
-        target_positions(tokenizer, SPLIT, "Ximena", wordpiece="middle")
 
 
 def test_split_target_policy_is_applied_and_said(tokenizer, tiny_model, capsys, tmp_path):
@@ -97,21 +61,7 @@ def test_split_target_policy_is_applied_and_said(tokenizer, tiny_model, capsys, 
     assert "'Ximena' (3 pieces)" in out and "wordpiece='first'" in out and p1.acts_a.shape[0] == 3
 
 
-# --- a target word occurring twice -------------------------------------------------------------
-
-def test_target_twice_names_the_sentence(tokenizer):
-    with pytest.raises(StimulusError, match=r"sentence 0 'Him\? I told him\.' contains the target word 'him' 2 times"):
-        target_positions(tokenizer, ["Him? I told him."], "him")
-
-
-def test_target_twice_in_a_file_names_file_and_line(tmp_path):
-    f = write(tmp_path, HEADER + "pair\tI told him to call him.\tI told her to call him.\n")
-    with pytest.raises(StimulusError, match=r"mine\.tsv:4: 'I told him to call him\.' must contain 'him' "
-                                            r"exactly once as a word, found 2"):
-        load_contrast(f)
-
-
-# --- unequal counts / misaligned pairs ---------------------------------------------------------
+# --- unequal counts and NaN pairs -------------------------------------------------------------
 
 def test_unequal_pair_counts_say_which_rows(tiny_model):
     rng = np.random.default_rng(0)
@@ -128,27 +78,6 @@ def test_pairs_with_nan_are_named():
     a[3, 1] = np.nan
     with pytest.raises(ValueError, match=r"pairs \[3\] contain NaN"):
         paired_ttest_fdr(a, b)
-
-
-def test_unequal_sentences_and_words(tokenizer):
-    with pytest.raises(StimulusError, match="3 sentences but 2 target words"):
-        target_positions(tokenizer, ["a him", "b him", "c her"], ["him", "him"])
-
-
-@pytest.mark.parametrize("b_sentence, why", [
-    ("Nobody told her about the change of plans.", r"differ in 8 words \('The'/'Nobody'"),   # from another pair
-    ("Her dog followed home.", r"have 8 and 4 words"),
-])
-def test_misaligned_pair_in_a_file_names_the_line(tmp_path, b_sentence, why):
-    f = write(tmp_path, HEADER + PAIR + f"pair\tThe dog followed him across the garden yesterday.\t{b_sentence}\n")
-    with pytest.raises(StimulusError, match=rf"mine\.tsv:5: the two sentences of a pair must be the same word for "
-                                            rf"word .*{why}"):
-        load_contrast(f)
-
-
-def test_shipped_agreement_pairs_still_line_up():
-    """Agreement sets may change the words that agree (noun and verb): not a misalignment."""
-    assert len(load_contrast("singular_plural").pairs) == 60
 
 
 # --- layer out of range ------------------------------------------------------------------------
@@ -242,52 +171,6 @@ def test_all_neurons_zero_variance():
     res = paired_ttest_fdr(a, a)
     assert res.n_excluded == 4 and not res.significant.any()
     assert res.summary().startswith("0 of 4 neurons pass FDR")
-
-
-# --- empty or malformed stimulus files ---------------------------------------------------------
-
-@pytest.mark.parametrize("body, where, msg", [
-    ("pair\tThe dog followed him home.\tThe dog followed her home.\n", 1, "must come before the first pair"),
-    (HEADER + "pair The dog followed him home. The dog followed her home.\n", 4, "must start with 'pair', 'test'"),
-    (HEADER + "pair\tThe dog followed him home.\n", 4, r"needs exactly 3 tab-separated fields .*found 2 field\(s\):"),
-    (HEADER + "pair\tThe dog followed him home.\t \n", 4, r"found 3 field\(s\), 1 of them empty"),
-    (HEADER + "pair\tThe dog followed him home.\tThe dog followed her home.\t\n", 4,
-     r"found 4 field\(s\), 1 of them empty \(a doubled or trailing tab\?\)"),
-    (HEADER + PAIR + "test\tThe dog followed her home.\ther\n", 5, r"exactly one \[MASK\], found 0"),
-    (HEADER + PAIR + "test\t[MASK] saw [MASK].\ther\n", 5, r"exactly one \[MASK\], found 2"),
-    (HEADER + PAIR + "test\tThe dog followed [MASK] home.\tthem\n", 5, "must be 'him' or 'her'"),
-    ("#: a = him\n#: colour = red\n", 2, "unknown key 'colour'"),
-    ("#: a him\n", 1, "needs 'key = value'"),
-    ("#: a = him\n#: b = \n", 2, "needs one word"),
-])
-def test_malformed_file_names_file_and_line(tmp_path, body, where, msg):
-    with pytest.raises(StimulusError, match=rf"^mine\.tsv:{where}: .*{msg}"):
-        load_contrast(write(tmp_path, body))
-
-
-@pytest.mark.parametrize("body", ["", "\n\n", "# only a comment\n", HEADER])
-def test_empty_file_names_the_file(tmp_path, body):
-    f = write(tmp_path, body)
-    with pytest.raises(StimulusError, match=re.escape(f"{f}: no 'pair' lines")):
-        load_contrast(f)
-
-
-def test_non_utf8_file_names_file_and_line(tmp_path):
-    f = write(tmp_path, (HEADER + PAIR).encode() + "pair\tWe met him at the caf\xe9.\tWe met her at the caf\xe9.\n"
-              .encode("latin-1"))
-    with pytest.raises(StimulusError, match=r"mine\.tsv:5: not UTF-8 text \(byte 0xe9\)"):
-        load_contrast(f)
-
-
-def test_bom_and_crlf_are_accepted(tmp_path):
-    c = load_contrast(write(tmp_path, ("\ufeff# made in a spreadsheet\n" + HEADER + PAIR).replace("\n", "\r\n")))
-    assert (c.a, c.b, len(c.pairs)) == ("him", "her", 1)
-
-
-def test_unknown_contrast_lists_the_shipped_sets():
-    with pytest.raises(StimulusError, match="No contrast file 'him_hre'. Shipped sets: ") as e:
-        load_contrast("him_hre")
-    assert all(name in str(e.value) for name in ("he_she", "him_her", "singular_plural"))
 
 
 # --- [MASK] texts ------------------------------------------------------------------------------
@@ -452,66 +335,3 @@ def test_same_seed_same_model_bit_identical_in_process_and_across_processes():
     assert fresh[0] == fresh[1], "two fresh processes differ"
     assert here[0] == fresh[0], "this process and a fresh one differ"
     assert "Part 1 | tiny-bert, layer 1" in here[0]["s1"] and here[0]["s3"].startswith("Part 3")
-
-
-# --- rules 3, 4 and 7 as written in data/README.md ----------------------------------------------
-
-@pytest.mark.parametrize("a_sentence, b_sentence, why", [
-    ("The dog followed him home.", "The cat followed her home.", r"2 words \('dog'/'cat'"),
-    ("The big dog followed him all the way home today.", "The small cat chased her all the way home today.",
-     "4 words"),
-    ("The dog followed him home.", "The dog followed her dog.", r"'home\.'/'dog\.'"),
-    ("The dog followed him home.", "The dog followed her home!", r"'home\.'/'home!'"),
-])
-def test_a_pair_differs_in_the_target_word_only(tmp_path, a_sentence, b_sentence, why):
-    with pytest.raises(StimulusError, match=rf"mine\.tsv:4: .*same word for word .*{why}.*also_differ"):
-        load_contrast(write(tmp_path, HEADER + f"pair\t{a_sentence}\t{b_sentence}\n"))
-    # one agreeing word allowed where the file says so
-    ok = write(tmp_path, HEADER + "#: also_differ = 1\npair\tThe dog followed him home.\tThe cat followed her home.\n")
-    assert len(load_contrast(ok).pairs) == 1
-    with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*also_differ = N' needs a whole number"):
-        load_contrast(write(tmp_path, HEADER + "#: also_differ = some\n"))
-
-
-@pytest.mark.parametrize("pair, msg", [
-    ("pair\tThe dog followed him to her house.\tThe dog followed her to our house.\n", "other target word 'her'"),
-    ("pair\tHe's sure that the dog followed him.\tHe's sure that the dog followed her.\n", None),
-    ("pair\tHim's the one; the dog followed him.\tHim's the one; the dog followed her.\n", r"in \"Him's\""),
-])
-def test_no_second_target_word_rule_4(tmp_path, pair, msg):
-    f = write(tmp_path, HEADER + pair)
-    if msg is None:                   # "He's" is neither him nor her: allowed
-        assert len(load_contrast(f).pairs) == 1
-        return
-    with pytest.raises(StimulusError, match=rf"mine\.tsv:4: .*{msg}"):
-        load_contrast(f)
-
-
-def test_quotes_do_not_hide_a_word_and_contractions_are_not_it(tokenizer):
-    assert target_positions(tokenizer, ["The word 'him' is short.", "The word \u2018her\u2019 is short."],
-                            ["him", "her"]) == [4, 4]
-    from helpers.stimuli import find_word
-    assert find_word("He's sure he will win.", "he") == [(10, 12)]
-    assert find_word("o'him", "him") == [] and find_word("him-self", "him") == []
-
-
-def test_repeats_ignore_case_and_lines_are_counted_at_newlines_only(tmp_path):
-    twice = HEADER + PAIR + PAIR.lower().replace("pair\t", "pair\t", 1)
-    with pytest.raises(StimulusError, match=r"mine\.tsv:5: this pair repeats line 4"):
-        load_contrast(write(tmp_path, twice))
-    # a form feed or U+2028 inside a line does not split it or shift later line numbers (a form feed, a control
-    # character, is refused where it stands: line 4)
-    body = HEADER + "pair\tThe dog\x0cfollowed him home.\tThe dog\x0cfollowed her home.\n"
-    with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*invisible character at column 7 \(U\+000C"):
-        load_contrast(write(tmp_path, body))
-    body = HEADER + "pair\tThe dog followed him home.\tThe dog followed her home.\n" + \
-        "pair\tWe met him\u2028 there.\tWe met her\u2028 there.\n" + "pair\tbroken line\n"
-    with pytest.raises(StimulusError, match=r"mine\.tsv:6: a pair line needs exactly 3"):
-        load_contrast(write(tmp_path, body))
-
-
-def test_foil_names_a_word_outside_the_contrast():
-    c = load_contrast("him_her")
-    assert c.foil("her") == "him" and c.foil("him") == "her"
-    with pytest.raises(ValueError, match="'she' is not a word of the him/her contrast"):
-        c.foil("she")
