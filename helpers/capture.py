@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import _args
-from .arch import DEFAULT_SITE, check_layer, check_lengths, mlp_module_name, model_device
+from .arch import DEFAULT_SITE, check_layer, check_lengths, mlp_site, model_device
 from .hooks import TraceDict, eval_mode, refuse_row_edits, right_padding
 from .stimuli import MASK, Contrast, as_contrast, mask_word, model_text, target_positions
 
@@ -43,7 +43,8 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     sentences: a list of texts (a single str counts as one sentence).
     layers: one int or several (each checked against the model: 0..n_layers-1).
     site: "pre" (default) = the MLP expansion layer's output before the nonlinearity (BERT:
-          `intermediate.dense`, the layer the lecture hooks); "post" = after it. All `layers` come
+          `intermediate.dense`, the layer the lecture hooks); "post" = after it; a gated MLP (Llama):
+          down_proj's input, act(gate) * up, for either (arch.mlp_site). All `layers` come
           from one forward pass per batch, which stops after the deepest layer asked for.
           Sentences are batched by length (less padding); the result keeps the input order.
     target_words: one word for all sentences or one per sentence; each must occur
@@ -56,7 +57,7 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
     sentences = [model_text(tokenizer, s) for s in _args.texts(sentences)]    # [MASK] -> <mask>
     layer_list = _layer_list(model, layers)
     batch_size = _args.positive_int(batch_size, "batch_size")
-    names = {layer: mlp_module_name(model, layer, site) for layer in layer_list}
+    sites = {layer: mlp_site(model, layer, site) for layer in layer_list}
     positions = target_positions(tokenizer, sentences, target_words, wordpiece=wordpiece, verbose=verbose)
     lengths = [len(tokenizer(s)["input_ids"]) for s in sentences]
     check_lengths(model, sentences, lengths, "sentence")
@@ -66,11 +67,14 @@ def mlp_activations(model, tokenizer, sentences: Sequence[str], target_words: st
         batch_size = 1
     order = np.argsort(lengths, kind="stable")
     batches = [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
-    return _capture(model, tokenizer, sentences, positions, names, batches, progress)
+    return _capture(model, tokenizer, sentences, positions, sites, batches, progress)
 
 
-def _capture(model, tokenizer, sentences, positions, names, batches, progress) -> dict[int, np.ndarray]:
-    """Run the batches with a TraceDict on the named modules; keep each sentence's row at its position."""
+def _capture(model, tokenizer, sentences, positions, sites, batches, progress) -> dict[int, np.ndarray]:
+    """Run the batches with a TraceDict on the sites' modules (their outputs, or a gated MLP's down_proj
+    inputs); keep each sentence's row at its position."""
+    names = {layer: name for layer, (name, _) in sites.items()}
+    on = next(iter(sites.values())).on           # one model: one kind of site
     out: dict[int, np.ndarray] = {}
     device = model_device(model)
     report = progress if callable(progress) else None
@@ -80,12 +84,12 @@ def _capture(model, tokenizer, sentences, positions, names, batches, progress) -
         for k, idx in enumerate(it):
             enc = tokenizer([sentences[i] for i in idx], return_tensors="pt",
                             padding=tokenizer.pad_token is not None).to(device)
-            with TraceDict(model, names.values(), stop=True) as td:
+            with TraceDict(model, names.values(), stop=True, on=on) as td:
                 model(**enc)
             rows = torch.arange(len(idx))
             pos = torch.tensor([positions[i] for i in idx])
             for layer, name in names.items():
-                vals = td[name].output[rows, pos].float().cpu().numpy()
+                vals = td[name].value[rows, pos].float().cpu().numpy()
                 out.setdefault(layer, np.empty((len(sentences), vals.shape[1]), dtype=np.float32))[idx] = vals
             if report:
                 report(k + 1, len(batches))

@@ -5,18 +5,22 @@
                                       [--method bh|by] [--figures DIR]
     add_lecture_args(ap), checked_setup(ap, args), writable_folder(ap, flag, folder), positive_int
 
-Bad arguments are usage errors (exit 2, no traceback) naming the argument, found before the slow part.
+Bad arguments are usage errors (exit 2, no traceback) naming the argument, found before the slow part: an
+output folder is tried by writing (and removing) a probe file in it before any model is loaded.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
 
 from .arch import check_layer
-from .lecture import part1, part2, part3, two_slot_items
+from .lecture import TrainModeWarning, part1, part2, part3, train_mode_note, two_slot_items
 from .loading import ModelUnavailable, load_mlm
 from .plots.lecture import lecture_figures
 from .stimuli import StimulusError, list_contrasts, load_contrast
@@ -57,7 +61,8 @@ def add_lecture_args(ap: argparse.ArgumentParser) -> None:
                          "word among its test lines (of the shipped sets: him_her)")
     ap.add_argument("--layer", type=_natural, default=None, help="MLP layer (default: the lecture's, 9 of 12)")
     ap.add_argument("--q", type=_fraction, default=0.05, help="FDR level, 0 < q < 1 (default 0.05)")
-    ap.add_argument("--method", default="bh", choices=["bh", "by"])
+    ap.add_argument("--method", default="bh", type=str.lower, choices=["bh", "by"],
+                    help="FDR method, in any case: bh (Benjamini-Hochberg) or by (Benjamini-Yekutieli)")
 
 
 def checked_setup(ap: argparse.ArgumentParser, a):
@@ -67,6 +72,9 @@ def checked_setup(ap: argparse.ArgumentParser, a):
         c = load_contrast(a.contrast)
     except StimulusError as e:
         ap.error(f"--contrast: {e}")
+    if len(c.pairs) < 2:
+        ap.error(f"--contrast {a.contrast}: {len(c.pairs)} pair; the paired t-test of Part 1 needs at least 2 "
+                 f"'pair' lines (the shipped sets have 60 or more)")
     if not two_slot_items(c):
         ok = [n for n in list_contrasts() if two_slot_items(load_contrast(n))]
         ap.error(f"--contrast {a.contrast}: Parts 2 and 3 need a demo sentence among its test lines with one "
@@ -84,7 +92,8 @@ def checked_setup(ap: argparse.ArgumentParser, a):
 
 
 def writable_folder(ap: argparse.ArgumentParser, flag: str, folder) -> None:
-    """Create `folder` now (ap.error if it cannot be), so a bad path fails before the slow part."""
+    """Create `folder` now and write (then remove) a probe file in it, ap.error if either fails, so a bad
+    path fails before the slow part. A folder that exists but takes no files (read-only) fails too."""
     p = Path(folder)
     if p.exists() and not p.is_dir():
         ap.error(f"{flag} {folder}: exists and is not a folder")
@@ -92,6 +101,26 @@ def writable_folder(ap: argparse.ArgumentParser, flag: str, folder) -> None:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         ap.error(f"{flag} {folder}: cannot create it ({e.strerror or e})")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=p)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        ap.error(f"{flag} {folder}: cannot write a file there ({e.strerror or e}); choose a folder you can write to")
+
+
+def writable_file(ap: argparse.ArgumentParser, flag: str, path) -> None:
+    """writable_folder for the file's folder, then: an existing `path` must be a file that can be overwritten."""
+    p = Path(path)
+    if p.is_dir():
+        ap.error(f"{flag} {path}: is a folder; give the file's path, e.g. {p / 'report.html'}")
+    writable_folder(ap, flag, p.parent)
+    if p.exists():
+        try:
+            with open(p, "ab"):
+                pass
+        except OSError as e:
+            ap.error(f"{flag} {path}: cannot overwrite it ({e.strerror or e})")
 
 
 def save_figures(p1, p2, p3, folder) -> list[Path]:
@@ -117,9 +146,13 @@ def main(argv=None) -> None:
         writable_folder(ap, "--figures", a.figures)
     matplotlib.use("Agg")
     model, tok, c = checked_setup(ap, a)
-    p1 = part1(model, tok, c, a.layer, a.q, a.method)
-    p2 = part2(model, tok, c)
-    p3 = part3(model, tok, p1, p2)
+    if train_mode_note(model):
+        print(train_mode_note(model))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainModeWarning)     # said once, above
+        p1 = part1(model, tok, c, a.layer, a.q, a.method)
+        p2 = part2(model, tok, c)
+        p3 = part3(model, tok, p1, p2)
     print(p1.summary())
     print(p2.summary())
     print(p3.summary())

@@ -16,7 +16,8 @@ token and set. The last block computes its query, MLP and the MLM head for the r
 (folding the key/value projections into that one query instead of projecting every token), and
 the head computes the logits of `target` and `foil` only. fast=False does the same measurement
 the straightforward way (helpers.lesion.ablate_neurons + a full forward per set);
-tests/test_fast.py checks that the two agree. Other architectures (DistilBERT, GPT-2) always take the fast=False path.
+tests/test_fast.py checks that the two agree. Other architectures (DistilBERT, GPT-2, gated MLPs such as
+Llama's) always take the fast=False path, and the first call for a kind of model says so (a warning).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import torch.nn.functional as F
 from transformers.activations import gelu
 
 from . import _args
-from .arch import DEFAULT_SITE, blocks, check_layer, check_lengths, check_site, model_device, n_neurons
+from .arch import DEFAULT_SITE, blocks, check_layer, check_lengths, check_site, is_gated, model_device, n_neurons
 from .hooks import StopForward, eval_mode, hooks_attached
 from .lesion import ablate_neurons, check_values
 from .readout import logits_at, word_ids
@@ -58,6 +59,9 @@ def supports_fast(model) -> bool:
 def slow_reason(model) -> str | None:
     """Why the fast path does not apply to `model` (None when it does)."""
     cfg = model.config
+    if is_gated(model):
+        return (f"it is a {cfg.model_type} model with gated MLPs, whose neurons sit at down_proj's input (the fast "
+                f"path knows {', '.join(FAST_TYPES)} masked LMs)")
     if cfg.model_type not in FAST_TYPES or getattr(cfg, "is_decoder", False):
         return f"it is a {cfg.model_type} model (the fast path knows {', '.join(FAST_TYPES)} masked LMs)"
     if getattr(cfg, "add_cross_attention", False) or getattr(cfg, "chunk_size_feed_forward", 0):
@@ -153,8 +157,9 @@ def _slow_said(model) -> bool:
 def _hooked(model) -> bool:
     """True (with a warning) when hooks are attached to the model: the fast path rebuilds blocks from
     their weights instead of calling them, so it would skip those hooks; the slow path runs them.
-    Hooks that only read (a function with `observe_only = True`, as the bench's timers) are let through."""
-    found = hooks_attached(model, observers=False)
+    Hooks that only read (a function with `observe_only = True`, as the bench's timers, and transformers'
+    inert output-capturing hooks) are let through; any other hook, a library's included, is honoured."""
+    found = hooks_attached(model, observers=False, libraries=True)
     if found:
         names = ", ".join(sorted({n for n, _ in found})[:4]) + (", ..." if len(found) > 4 else "")
         warnings.warn(f"hooks are attached to {names}: ablation_logit_diffs runs one full forward per set "

@@ -19,11 +19,10 @@ import numpy as np
 import torch
 
 from . import _args
-from ._args import neuron_index  # noqa: F401  (part of this module's API since the first release)
-from .arch import DEFAULT_SITE, check_layer, check_site, mlp_module_name, n_neurons
+from ._args import neuron_index
+from .arch import DEFAULT_SITE, check_layer, check_site, mlp_site, n_neurons
 from .capture import contrast_activations
 from .hooks import Trace
-from .readout import PositionError, logits_at, masked_logits, word_ids  # noqa: F401  (moved to readout)
 
 MODES = ("zero", "mean", "resample")
 
@@ -46,6 +45,14 @@ def check_values(mode: str, values, width: int):
     if mode == "resample" and values.shape[0] == 0:
         raise ValueError(f"mode='resample': values has no samples (shape {tuple(values.shape)}); give "
                          f"[n_samples >= 1, {width}] activations to draw from")
+    bad = ~torch.isfinite(values)
+    if bad.any():
+        at = [int(i) for i in torch.nonzero(bad)[0]]
+        where = f"neuron {at[-1]}" + (f" of sample {at[0]}" if len(at) == 2 else "")
+        raise ValueError(f"mode={mode!r}: values holds {int(bad.sum())} NaN or infinite entr"
+                         f"{'y' if int(bad.sum()) == 1 else 'ies'} (the first at {where}: "
+                         f"{values[tuple(at)].item()}); they would make every logit NaN. Give finite values "
+                         f"(ablation_values computes them from the contrast's activations)")
     return values
 
 
@@ -123,6 +130,8 @@ def ablate_neurons(model, layer: int, neurons, positions=None, mode: str = "zero
     gets the same draw alone or in a batch). See ablation_values for both.
     site: "pre" (default) edits the MLP expansion layer's output before the nonlinearity, "post"
     after it; zeroing either is the same (GELU(0) = 0). Take mean/resample values at the same site.
+    A gated MLP (Llama): either site edits down_proj's input, act(gate) * up (arch.mlp_site), so zeroing
+    neuron j equals zeroing column j of down_proj's weight.
     Per-row positions address the rows of each forward pass run inside the block, so run your own
     batch there: mlp_activations and masked_logits, which re-order texts into their own batches,
     refuse them (an error). A Trace on the same module sees the edited values (hooks.Trace).
@@ -144,7 +153,7 @@ def ablate_neurons(model, layer: int, neurons, positions=None, mode: str = "zero
         positions = [_args.as_ints(p, f"positions for row {r}") for r, p in enumerate(positions)]
     elif same_positions is not None:
         same_positions = _args.as_ints(same_positions, "same_positions")
-    name = mlp_module_name(model, layer, check_site(site))
+    name, on = mlp_site(model, layer, check_site(site))    # a gated MLP: down_proj's input (on="input")
     if idx.numel() == 0:
         if verbose:
             print(f"ablate_neurons: the neuron set for layer {layer} is empty, so nothing is ablated.")
@@ -153,7 +162,7 @@ def ablate_neurons(model, layer: int, neurons, positions=None, mode: str = "zero
     inputs = _Inputs()
     handle = model.register_forward_pre_hook(inputs, with_kwargs=True) if mode == "resample" else None
     try:
-        with Trace(model, name, retain_output=False,
+        with Trace(model, name, retain_output=False, on=on,
                    edit_output=_edit(idx, mode, values, positions, same_positions, seed, inputs)):
             yield
     finally:

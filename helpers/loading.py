@@ -30,6 +30,7 @@ from huggingface_hub import try_to_load_from_cache
 from safetensors.torch import load_file, save_file
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, BertConfig,
                           BertForMaskedLM)
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
 from transformers.utils import logging as hf_logging
 
 from .arch import CAUSAL_TYPES, model_label, n_layers, n_neurons
@@ -274,7 +275,8 @@ def pick_device(device="auto") -> torch.device:
 def load_mlm(name: str | None = None, verbose: bool = True, device="auto"):
     """Load a masked LM and its tokenizer, in eval mode, on `device`: `(model, tokenizer)`.
 
-    (A GPT-2 name or folder loads the causal LM instead; see helpers.readout.masked_logits.)
+    (A GPT-2, Llama or other causal LM's name or folder loads the causal LM instead; see
+    helpers.readout.prediction_positions.)
 
     name: a hub name ("bert-base-uncased", the default), a local folder, or
     "stand-in" (the kit's offline model). None: $KIT_MODEL if set, else the hub
@@ -334,11 +336,17 @@ def model_line(model, device) -> str:
     return f"Model: {label} ({size}), on {torch.device(device).type}"
 
 
+def _causal_type(kind: str) -> bool:
+    """True for a model type to load as a causal LM: GPT-2, or one transformers has no masked LM for (Llama)."""
+    return kind in CAUSAL_TYPES or (kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+                                    and kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
+
+
 def _from_folder(label: str, path: str, local_only: bool):
     """(model in eval mode, tokenizer) from a folder or hub name; ModelUnavailable when that fails."""
     hf_logging.disable_progress_bar()  # its bar records timings in notebook outputs
     try:
-        causal = AutoConfig.from_pretrained(path, local_files_only=local_only).model_type in CAUSAL_TYPES
+        causal = _causal_type(AutoConfig.from_pretrained(path, local_files_only=local_only).model_type)
         model = (AutoModelForCausalLM if causal else AutoModelForMaskedLM).from_pretrained(
             path, local_files_only=local_only)
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local_only)

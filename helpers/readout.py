@@ -4,12 +4,20 @@
     logits_at(model, tok, texts, positions, words)       -> [n_texts, n_positions, n_words]
     masked_logits(model, tok, texts, words)              -> [n_texts, n_masks, n_words] at each [MASK]
     argmax_at(model, tok, texts, positions)              -> [n_texts] the top word's id at each text's token
+    prediction_positions(model, tok, texts)              where the prediction at each [MASK] is read: the
+                                                         [MASK] (a masked LM) or the token before it (a causal LM)
+    next_token_position(tok, text, start)                the last token before character `start` (causal LMs)
     diff_text(expected, other, before, after)            "her-him +2.85 -> +0.62": the kit's one way to
                                                          print a logit difference before and after a lesion
 
 Sign convention, everywhere in the kit: a prediction or a lesion is reported as
 logit(expected) - logit(other), the word that belongs at the [MASK] minus the one that does not.
 Positive = the model prefers the right word; a lesion that works makes it drop.
+
+Causal LMs (GPT-2, Llama, ...) have no [MASK]: their prediction "at a [MASK]" is the next-token
+prediction from the text before it, so the right context is dropped. It is read at the last token
+before the [MASK]; since token t of a causal LM sees tokens 0..t only, reading (or lesioning) the whole
+text there equals cutting the text at the [MASK].
 
 Readers run in eval mode (dropout off) with right padding, whatever the model and tokenizer were set
 to; both settings are restored afterwards (hooks.eval_mode, hooks.right_padding). They run on the
@@ -23,7 +31,6 @@ import numpy as np
 import torch
 
 from . import _args
-from ._args import PositionError  # noqa: F401  (re-exported: the error readers raise)
 from .arch import check_lengths, is_causal, model_device
 from .hooks import eval_mode, refuse_row_edits, right_padding
 from .stimuli import MASK, StimulusError, mask_positions, model_text
@@ -172,3 +179,44 @@ def _next_token_logits(model, tokenizer, texts, words) -> np.ndarray:
             enc = tokenizer(pre, return_tensors="pt").to(device)
             out[i, 0] = model(**enc).logits[0, -1, ids].float().cpu().numpy()
     return out
+
+
+def prediction_positions(model, tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """Where the prediction at each text's [MASK] is read: one list per text (the kit's `positions`).
+
+    A masked LM: every [MASK] (stimuli.mask_positions). A causal LM (arch.is_causal): the last token before
+    the text's one [MASK], where it predicts the next token from the text before it (the right context is
+    dropped); a lesion at that token changes that prediction, as one at a [MASK] does in a masked LM.
+    """
+    texts = _args.texts(texts)
+    if not is_causal(model):
+        return mask_positions(tokenizer, texts)
+    out = []
+    for i, t in enumerate(texts):
+        if t.count(MASK) != 1:
+            raise StimulusError(f"text {i} {t!r}: a causal model predicts one next token, so the text needs "
+                                f"exactly one {MASK} (found {t.count(MASK)})")
+        out.append([next_token_position(tokenizer, t, t.index(MASK), i)])
+    return out
+
+
+def next_token_position(tokenizer, text: str, start: int, i: int = 0) -> int:
+    """The index, among `text`'s tokens, of the last token of text[:start] (spaces before `start` left out):
+    where a causal LM predicts what begins at character `start`. An error names text `i` when nothing comes
+    before (and the tokenizer adds no start-of-text token), or when the tokenizer cuts the text before
+    `start` differently alone than inside the whole text (then the two would not be the same prediction)."""
+    full = tokenizer(model_text(tokenizer, text))["input_ids"]
+    prefix = text[:start].rstrip()
+    pre = tokenizer(model_text(tokenizer, prefix))["input_ids"]
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    while pre and full[:len(pre)] != pre and pre[-1] in special:    # a tokenizer that ends every text with </s>
+        pre = pre[:-1]
+    if not pre:
+        raise StimulusError(f"text {i} {text!r}: a causal model predicts the [MASK] from the words before it, and "
+                            f"there are none (and the tokenizer adds no start-of-text token); put words before it")
+    if full[:len(pre)] != pre:
+        raise StimulusError(f"text {i} {text!r}: the tokenizer cuts {prefix!r} differently alone than inside the "
+                            f"text, so the prediction after it is not the one inside the text; put a space before "
+                            f"the {MASK} or the word")
+    return len(pre) - 1
+

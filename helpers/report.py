@@ -18,6 +18,7 @@ import hashlib
 import html
 import io
 import platform
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,9 +28,9 @@ import torch
 import transformers
 
 from .arch import default_layer, model_label, n_layers, n_neurons
-from .cli import add_lecture_args, checked_setup, positive_int, writable_folder
+from .cli import add_lecture_args, checked_setup, positive_int, writable_file
 from .controls.nulls import lesion_test
-from .lecture import part1, part2, part3
+from .lecture import TrainModeWarning, part1, part2, part3, train_mode_note
 from .lesion import ablation_values
 from .loading import DEFAULT_MODEL, DELTA_DIR, DELTA_FILE, STANDIN
 from .plots.controls import null_distribution
@@ -66,6 +67,7 @@ class Report:
     settings: dict[str, str]
     key_numbers: list[tuple[str, str]]
     sections: list[Section]
+    notes: list[str] = field(default_factory=list)     # about the model (left in train mode, ...), under the banner
     created: str = field(default_factory=lambda: _dt.datetime.now().strftime("%Y-%m-%d %H:%M"))
 
     @property
@@ -77,6 +79,7 @@ class Report:
         kind, banner = model_banner(self.model_label)
         settings = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.settings.items())
         keys = "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self.key_numbers)
+        notes = "".join(f"<div class='banner other'>{e(n)}</div>" for n in self.notes)
         body = []
         for s in self.sections:
             body.append(f"<section><h2>{e(s.title)}</h2>")
@@ -108,6 +111,7 @@ figcaption {{ font-size: 0.9em; color: #444; }} .note {{ color: #555; }}
 <h1>Statistical criteria to lesion MLP neurons: report</h1>
 <div class="model">Model: <b>{e(self.model_label)}</b></div>
 <div class="banner {kind}">{banner}</div>
+{notes}
 <div class="grid">
 <div><h3>Key numbers</h3><table>{keys}</table></div>
 <div><h3>Settings</h3><table>{settings}</table></div>
@@ -190,13 +194,18 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
     """
     log = log or (lambda *a: None)
     label = model_label(model)
+    note = train_mode_note(model)
+    if note:
+        log(note)
     layer = default_layer(model) if layer is None else layer
-    log(f"report: part 1 ({label}, layer {layer})")
-    p1 = part1(model, tokenizer, contrast, layer, q, method)
-    log("report: part 2")
-    p2 = part2(model, tokenizer, p1.contrast, item)
-    log(f"report: part 3 ({mode} ablation)")
-    p3 = part3(model, tokenizer, p1, p2, mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TrainModeWarning)      # the note above says it once
+        log(f"report: part 1 ({label}, layer {layer})")
+        p1 = part1(model, tokenizer, contrast, layer, q, method)
+        log("report: part 2")
+        p2 = part2(model, tokenizer, p1.contrast, item)
+        log(f"report: part 3 ({mode} ablation)")
+        p3 = part3(model, tokenizer, p1, p2, mode)
     c = p1.contrast
     figs = lecture_figures(p1, p2, p3)
     sections = [
@@ -230,7 +239,7 @@ def build_report(model, tokenizer, contrast="him_her", layer: int | None = None,
     if weights:
         settings["stand-in weights"] = weights
     settings["software"] = _versions()
-    return Report(label, settings, key, sections)
+    return Report(label, settings, key, sections, [note] if note else [])
 
 
 def _standin_weights() -> str:
@@ -251,13 +260,11 @@ def main(argv=None) -> Path:
                                  description="Run the lecture (parts 1-3 and the controls) and write one HTML page.")
     ap.add_argument("--out", default=str(DEFAULT_OUT), help=f"HTML file to write (default {DEFAULT_OUT})")
     add_lecture_args(ap)
-    ap.add_argument("--mode", default="zero", choices=["zero", "mean"])
+    ap.add_argument("--mode", default="zero", type=str.lower, choices=["zero", "mean"])
     ap.add_argument("--draws", type=positive_int, default=200, help="random neuron sets per control lesion test")
     ap.add_argument("--no-controls", action="store_true", help="leave out the random-neuron lesion tests")
     a = ap.parse_args(argv)
-    if Path(a.out).is_dir():
-        ap.error(f"--out {a.out}: is a folder; give the HTML file's path, e.g. {Path(a.out) / 'report.html'}")
-    writable_folder(ap, "--out", Path(a.out).parent)
+    writable_file(ap, "--out", a.out)             # before the model: a probe file is written and removed
     matplotlib.use("Agg")
     model, tok, _ = checked_setup(ap, a)
     rep = build_report(model, tok, a.contrast, a.layer, a.q, a.method, a.mode,

@@ -5,6 +5,8 @@
     cohens_dz(a, b)                    paired effect size per neuron
     paired_wilcoxon(a, b)              signed-rank p-values per neuron (no normality assumption)
     holm(p)                            Holm-adjusted p for a small family of tests (e.g. one per layer)
+    permutation_p(observed, null)      Monte-Carlo p with the +1 rule, (1 + #{null >= observed}) / (1 + N)
+    sequential_p(observed, null, h, n) Besag-Clifford sequential Monte-Carlo p -> SequentialP (p, draws used)
 
 Assumptions. The paired t-test treats the n differences a_i - b_i of a neuron as
 independent draws from a normal distribution (with n >= ~30 the mean's
@@ -308,6 +310,73 @@ def paired_ttest_fdr(a, b, q: float = 0.05, method: str = "bh") -> PairedResult:
         dz = np.where(live, d.mean(0) / np.where(live, sd, 1), np.nan)
     return PairedResult(t=t, p=p, p_adj=p_adj, significant=sig, positive=sig & (t > 0), negative=sig & (t < 0),
                         d=dz, q=q, method=method, n_pairs=a.shape[0], n_excluded=int((~live).sum()))
+
+
+def permutation_p(observed: float, null) -> float:
+    """One-sided Monte-Carlo p-value (1 + #{null >= observed}) / (1 + N), N the finite null draws.
+
+    null: [N] statistics of random draws (NaN draws are ignored). observed: the statistic under test;
+    +inf gives 1/(1 + N), -inf gives 1 (every draw reaches it), NaN gives NaN, as does a null with no
+    finite draw. Valid (P(p <= u) <= u) when the observed value and the draws are exchangeable under
+    the null; ties count against the observed value, which keeps it valid for discrete statistics.
+    """
+    null = np.asarray(null, dtype=np.float64).ravel()
+    null = null[np.isfinite(null)]
+    if np.isnan(observed) or null.size == 0:
+        return float("nan")
+    return float((1 + np.sum(null >= observed)) / (1 + null.size))
+
+
+@dataclass
+class SequentialP:
+    """A Besag-Clifford sequential Monte-Carlo p-value (see sequential_p)."""
+
+    p: float
+    draws: int                  # null draws the rule used (the L of h/L, or n)
+    exceed: int                 # of those, draws >= the observed value
+    stopped: bool               # True: h draws reached it before n (p = h / draws); False: p = (1 + exceed) / (1 + n)
+    h: int | None
+    n: int
+
+    def text(self) -> str:
+        """'p 0.31 after 32 draws' (the kit's p format, fmt_p)."""
+        return f"p {fmt_p(self.p)} after {self.draws} draws"
+
+
+def sequential_p(observed: float, null, h: int | None = 10, n: int | None = None) -> SequentialP:
+    """Sequential Monte-Carlo p-value (Besag & Clifford 1991) of `observed` against null draws in draw order.
+
+    The rule, draw by draw: stop at the first draw L at which h of the draws so far are >= observed,
+    p = h / L; if that never happens within n draws, p = (1 + G) / (1 + n), G the draws >= observed.
+    null: [m] statistics IN THE ORDER THEY WERE DRAWN, m >= the draws the rule needs; draws after the
+    stopping point are ignored, so the p is the same however the draws were batched. A NaN draw counts
+    towards n but not as a draw (L, n and G count finite draws only). n: the most draws (None: all of
+    null). h: None, or h > n, never stops early: p is then permutation_p over the first n draws.
+    Valid at every stopping point: P(p <= u) <= u under the null when observed and the draws are
+    exchangeable (ties count against observed); p is never below 1 / (1 + n). It equals the fixed-n
+    p whenever fewer than h of the n draws reach observed (a strong effect).
+    """
+    null = np.asarray(null, dtype=np.float64).ravel()
+    n = null.size if n is None else n
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n (the most null draws) must be a positive integer, got {n!r}")
+    if h is not None and (isinstance(h, bool) or not isinstance(h, (int, np.integer)) or h < 1):
+        raise ValueError(f"h (stop once h draws reach the observed value) must be a positive integer or None, "
+                         f"got {h!r}")
+    n, h = int(n), None if h is None else int(h)
+    live = ~np.isnan(null[:n])
+    hits = np.cumsum((null[:n] >= observed) & live)
+    used = np.cumsum(live)
+    at = np.flatnonzero(hits == h) if h is not None and not np.isnan(observed) else np.zeros(0, int)
+    if at.size:
+        return SequentialP(h / float(used[at[0]]), int(used[at[0]]), h, True, h, n)
+    if null.size < n:
+        got = int(hits[-1]) if hits.size else 0
+        raise ValueError(f"the rule has not stopped after the {null.size} null draws given ({got} reach the "
+                         f"observed value, h = {h}): it needs up to n = {n} draws")
+    m, g = int(used[-1]), int(hits[-1])
+    p = float("nan") if np.isnan(observed) or m == 0 else (1 + g) / (1 + m)
+    return SequentialP(p, m, g, False, h, n)
 
 
 def fmt_p(p: float) -> str:

@@ -7,6 +7,8 @@
     mask_word(sentence, word)               -> the sentence with its target word replaced by [MASK]
     model_text(tok, text)                   -> the text with [MASK] as this tokenizer's mask token
     find_word(text, word)                   -> [(start, end)] of `word` as a whole word (case-insensitive)
+    text_key(text), fill_mask(text, word)   how two sentences are compared; a [MASK] text filled in
+    contrast_file(name_or_path)             -> the file load_contrast reads (errors as load_contrast's)
     EvalSet, cloze_set(tok, answer), masked_set(tok, contrast, word)   [MASK] texts to lesion at
 
 File format: data/README.md. Wordpiece policy: a target word that the
@@ -74,6 +76,11 @@ class Contrast:
         """The pair sentences of `word`'s condition."""
         return self.sentences_a if self.sign(word) > 0 else self.sentences_b
 
+    def expected(self, text: str) -> str | None:
+        """The expected word when `text` is one of the test lines (compared by text_key: "he saw [mask]." is
+        "He saw [MASK]."), else None."""
+        return next((w for t, w in self.tests if text_key(t) == text_key(text)), None)
+
     def __repr__(self) -> str:
         return f"Contrast({self.name!r}: {self.a!r} vs {self.b!r}, {len(self.pairs)} pairs, {len(self.tests)} tests)"
 
@@ -109,9 +116,24 @@ def hidden_words(text: str, word: str) -> list[str]:
 
 def invisible_chars(text: str) -> list[tuple[int, str]]:
     """(column, 'U+200B ZERO WIDTH SPACE') of every invisible or control character in `text` (Unicode
-    categories Cf and Cc): they change how a word is tokenized without showing on screen."""
+    categories Cf and Cc), and of every space or line break other than the plain space (U+00A0 NO-BREAK SPACE,
+    U+2009 THIN SPACE, U+2028, ...: categories Zs, Zl, Zp): they change how a word is tokenized without
+    showing on screen (a no-break space looks like a space but is not one to a BPE tokenizer)."""
     return [(k, f"U+{ord(ch):04X} {unicodedata.name(ch, 'control character')}") for k, ch in enumerate(text)
-            if unicodedata.category(ch) in ("Cf", "Cc")]
+            if unicodedata.category(ch) in ("Cf", "Cc", "Zl", "Zp") or (unicodedata.category(ch) == "Zs" and ch != " ")]
+
+
+def text_key(text: str) -> str:
+    """How the kit compares two sentences (a typed one with the test lines, two demo lines): case and
+    spacing ignored, so "he saw [mask]." and "He saw  [MASK]." are the same sentence."""
+    return " ".join(text.casefold().split())
+
+
+def fill_mask(text: str, word: str) -> str:
+    """`text` with each [MASK] replaced by `word`, capitalised where the [MASK] starts a sentence
+    ("[MASK] left." and "he" -> "He left.")."""
+    return re.sub(r"(^\s*|[.!?][\"'\u201d\u2019]?\s+)?\[MASK\]",
+                  lambda m: m.group(1) + word[:1].upper() + word[1:] if m.group(1) is not None else word, text)
 
 
 def _pair_difference(x: str, y: str, also: int) -> str:
@@ -129,7 +151,7 @@ def _pair_difference(x: str, y: str, also: int) -> str:
     return ""
 
 
-def _contrast_path(name_or_path: str | Path) -> Path:
+def contrast_file(name_or_path: str | Path) -> Path:
     """A shipped name ("him_her" or "him_her.tsv") or a path -> the file; a clear error otherwise."""
     path = Path(name_or_path)
     if not path.exists() and path.parent == Path(".") and path.suffix in ("", ".tsv"):
@@ -266,7 +288,7 @@ def load_contrast(name_or_path: str | Path) -> Contrast:
     (zero-width space, ...), and rules 1-5 and 7 of data/README.md. Rule 6 (a and b are one token
     each) needs the tokenizer: it is checked where logits are read (readout.word_ids).
     """
-    path = _contrast_path(name_or_path)
+    path = contrast_file(name_or_path)
     r = _Reader(path)
     for no, line in enumerate(_lines(path), 1):
         if not line.strip() or (line.startswith("#") and not line.startswith("#:")):
@@ -395,13 +417,20 @@ class EvalSet:
 
 
 def cloze_set(tokenizer, answer: str = "her", role: str = "object", path: Path = CLOZE) -> EvalSet:
-    """The held-out cloze items (data/eval/pronoun_cloze.tsv) whose answer is `answer` in `role`."""
+    """The held-out cloze items (data/eval/pronoun_cloze.tsv) whose answer is `answer` in `role`.
+    The file: a header line, then text, answer, foil, role separated by tabs; a bad line is named file:line."""
     texts, foils = [], set()
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    for line in lines[1:]:
+    for no, line in enumerate(_lines(Path(path))[1:], 2):
         if not line.strip():
             continue
-        text, ans, foil, r = line.split("\t")
+        fields = line.split("\t")
+        if len(fields) != 4 or not all(f.strip() for f in fields):
+            empty = sum(not f.strip() for f in fields)
+            raise StimulusError(f"{Path(path).name}:{no}: a cloze line needs exactly 4 tab-separated fields (text, "
+                                f"answer, foil, role), none empty; found {len(fields)}"
+                                + (f", {empty} of them empty (a doubled or trailing tab?)" if empty else "")
+                                + f": {line[:60]!r}")
+        text, ans, foil, r = (f.strip() for f in fields)
         if ans == answer and r == role:
             texts.append(text)
             foils.add(foil)

@@ -165,7 +165,7 @@ MORE_CAPTURE_MISTAKES = {
     "mean": (lambda m, t, s, w, L: np.stack([r.mean(0).numpy() for r in _rows(m, t, s, L)]), "you averaged"),
     "transposed": (lambda m, t, s, w, L: _capture(m, t, s, w, L).T, "transposed"),
     "hook input": (lambda m, t, s, w, L: _at(_rows(m, t, s, L, inputs=True), t, s, w), "width of the residual stream"),
-    "every token": (lambda m, t, s, w, L: torch.stack([r[:7] for r in _rows(m, t, s, L)]), "still holds every token"),
+    "every token": (lambda m, t, s, w, L: torch.stack([r[:5] for r in _rows(m, t, s, L)]), "still holds every token"),
     "no return": (lambda m, t, s, w, L: None, "returned None"),
 }
 
@@ -331,7 +331,7 @@ MORE_PREDICT_MISTAKES = {
 def test_mask_logit_diff_reference_passes(standin, capsys):
     model, tok = standin
     check.mask_logit_diff(mask_logit_diff, model, tok)
-    assert capsys.readouterr().out.startswith("✓ (d) mask_logit_diff: logit(expected) - logit(other) right at 3")
+    assert capsys.readouterr().out.startswith("✓ (d) mask_logit_diff: logit(expected) - logit(other) right at 5")
 
 
 @pytest.mark.parametrize("name", [*PREDICT_MISTAKES, *MORE_PREDICT_MISTAKES])

@@ -11,8 +11,9 @@ import pytest
 from scipy import stats as st
 
 from helpers import controls as C
+from helpers.lesion import ablation_values
 from helpers.stats import fdr, paired_ttest_fdr
-from helpers.stimuli import MASK, load_contrast
+from helpers.stimuli import MASK, cloze_set, load_contrast, mask_word, masked_set
 
 
 # --- synthetic paired data ---------------------------------------------------------------------
@@ -263,7 +264,7 @@ def test_context_contrast_file():
     assert (c.a, c.b) == ("him", "her") and len(c.pairs) >= 54
     assert c.pairs == C.context_pairs("him_her"), "regenerate with helpers.controls.write_context_contrast()"
     for sa, sb in c.pairs:
-        ma, mb = C.mask_word(sa, "him"), C.mask_word(sb, "her")
+        ma, mb = mask_word(sa, "him"), mask_word(sb, "her")
         wa, wb = ma.split(), mb.split()
         assert len(wa) == len(wb)
         diff = [i for i, (x, y) in enumerate(zip(wa, wb)) if x != y]
@@ -274,24 +275,24 @@ def test_context_contrast_file():
 
 
 def test_mask_word_errors():
-    assert C.mask_word("I saw him.", "him") == f"I saw {MASK}."
+    assert mask_word("I saw him.", "him") == f"I saw {MASK}."
     with pytest.raises(Exception, match="exactly once"):
-        C.mask_word("him and him", "him")
+        mask_word("him and him", "him")
 
 
 # --- model-backed controls on a tiny random BERT -------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny_setup(tiny_model, tokenizer):
-    ev = C.cloze_set(tokenizer, "her")
+    ev = cloze_set(tokenizer, "her")
     sel = C.pronoun_selection(tiny_model, tokenizer, layers=[1, 2])
     return tiny_model, tokenizer, ev, sel
 
 
 def test_cloze_and_masked_sets(tokenizer):
-    ev = C.cloze_set(tokenizer, "her", "object")
+    ev = cloze_set(tokenizer, "her", "object")
     assert (ev.target, ev.foil, len(ev)) == ("her", "him", 12)
     assert all(tokenizer(t)["input_ids"][p] == tokenizer.mask_token_id for t, p in zip(ev.texts, ev.positions))
-    ms = C.masked_set(tokenizer, "him_her_context", "him")
+    ms = masked_set(tokenizer, "him_her_context", "him")
     assert (ms.target, ms.foil, len(ms)) == ("him", "her", 64)
     assert len(ms.subset([0, 3])) == 2
 
@@ -301,9 +302,14 @@ def test_lesion_test_on_tiny_model_matches_a_plain_hook(tiny_setup):
     from helpers.readout import logits_at
     model, tok, ev, _ = tiny_setup
     neurons = [0, 5, 7, 30]
-    r = C.lesion_test(model, tok, 1, neurons, ev, n_draws=200, seed=0)
+    r = C.lesion_test(model, tok, 1, neurons, ev, n_draws=200, seed=0, stop_at=None)     # fixed n: all 200
     assert r.null_ablated.shape == (200, len(ev)) and r.n_neurons == 4
     assert 1 / 201 <= r.p <= 1 and 0 <= r.top1_changed <= 1
+    # the sequential default: the first draws of the same null, batched differently, stopped by the rule
+    seq = C.lesion_test(model, tok, 1, neurons, ev, n_draws=200, seed=0)
+    assert seq.max_draws == 200 and seq.stop_at == 10 and 10 <= seq.n_draws <= 200
+    np.testing.assert_allclose(seq.null_ablated, r.null_ablated[:seq.n_draws], atol=1e-5)
+    assert f"after {seq.n_draws}" in seq.summary() and f"after {seq.n_draws}" in seq.short()
     clean = logits_at(model, tok, ev.texts, [[p] for p in ev.positions], ["her", "him"])
     with ablate_neurons(model, 1, neurons, positions=[[p] for p in ev.positions], verbose=False):
         abl = logits_at(model, tok, ev.texts, [[p] for p in ev.positions], ["her", "him"])
@@ -321,11 +327,17 @@ def test_modes_dose_and_sweep_on_tiny_model(tiny_setup):
     model, tok, ev, sel = tiny_setup
     res = C.compare_modes(model, tok, 2, [1, 2, 3], ev, n_draws=20)
     assert set(res) == {"zero", "mean", "resample"}
-    assert all(r.n_draws == 20 for r in res.values())
-    vals = C.ablation_values(model, tok, "him_her", 2, "resample")
+    assert all(r.max_draws == 20 and 10 <= r.n_draws <= 20 for r in res.values())    # sequential, h = 10
+    assert all(f"after {r.n_draws}" in r.short() for r in res.values())
+    assert [C.Ablator(model, tok, L, ev.texts, None, "her", "him").call_sets for L in (0, 1, 2)] == [50, 250, 250]
+    fixed = C.compare_modes(model, tok, 2, [1, 2, 3], ev, modes=("mean",), n_draws=20, stop_at=None)
+    assert list(fixed) == ["mean"] and fixed["mean"].n_draws == 20
+    np.testing.assert_allclose(fixed["mean"].ablated, res["mean"].ablated, atol=1e-6)
+    vals = ablation_values(model, tok, "him_her", 2, "resample")
     assert vals.shape == (128, 48)
     dr = C.dose_response(model, tok, sel, 2, ev, ks=[1, 4], n_draws=10)
-    assert dr.null.shape == (2, 10)
+    assert len(dr.null) == 2 and all(len(n) == 10 for n in dr.null)   # h = 10 = n: the rule uses all 10
+    assert dr.summary().count("after 10 draws") == 2
     sweep = C.layer_sweep(model, tok, sel, ev, n_draws=10)
     assert sweep.layers == [1, 2] and set(sweep.results) == {1, 2}
     assert "L1:" in sweep.summary()
@@ -355,7 +367,7 @@ def test_selections_and_heldout_on_tiny_model(tiny_setup):
     assert msel.where == "[MASK]" and msel.acts_a[2].shape == (64, 48)
     # at a [MASK] only the name differs; at the pronoun the token itself does
     assert sel.tests[2].significant.sum() >= msel.tests[2].significant.sum()
-    hol = C.heldout_lesion(model, tok, sel, 2, C.masked_set(tok, "him_her_context", "her"), k=2, n_draws=10)
+    hol = C.heldout_lesion(model, tok, sel, 2, masked_set(tok, "him_her_context", "her"), k=2, n_draws=10)
     assert len(hol.in_sample) == len(hol.held_out) == 2
     r = next(r for r in hol.held_out if r is not None)
     assert r.n_texts == 32 and hol.in_sample[0].n_texts == 32
@@ -434,7 +446,7 @@ def _figure_text(fig) -> str:
 def test_empty_sets_give_sentences_not_errors(empty_setup):
     import warnings
     model, tok, ev, sel, empty = empty_setup
-    ctx = C.masked_set(tok, "him_her_context", "her")
+    ctx = masked_set(tok, "him_her_context", "her")
     with warnings.catch_warnings():
         warnings.simplefilter("error")            # no "mean of empty slice" or division warnings either
         modes = C.compare_modes(model, tok, 2, empty.neurons(2, "her"), ev, n_draws=20, label="'her' neurons")
@@ -471,7 +483,7 @@ def test_plots_of_empty_sets_say_so(empty_setup):
     model, tok, ev, sel, empty = empty_setup
     none = C.lesion_test(model, tok, 2, np.zeros(48, bool), ev, n_draws=20, label="'her' neurons")
     some = C.lesion_test(model, tok, 2, [1, 2, 3], ev, n_draws=20)
-    ctx = C.masked_set(tok, "him_her_context", "her")
+    ctx = masked_set(tok, "him_her_context", "her")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         figs = {

@@ -170,6 +170,68 @@ def test_a_failed_refresh_leaves_no_stale_result(explorer, tmp_path, shell):
         assert ex.result.words == ("he", "she") and len(_images(cap)) == 1
 
 
+def test_an_edited_contrast_file_is_read_again(model, tokenizer, tmp_path):
+    """The Session keys its caches by content, not by the file's name: after the file is edited (other pairs,
+    another test line), the same settings show the new pairs' t-test and the new test line's expected word,
+    and the activations are captured again; an unchanged file is not read into a new capture."""
+    c = load_contrast("him_her")
+    f = tmp_path / "mine.tsv"
+
+    def write(pairs, test):
+        f.write_text("#: a = him\n#: b = her\n" + "".join(f"pair\t{x}\t{y}\n" for x, y in pairs)
+                     + f"test\t{test}\n", encoding="utf-8")
+    him_line = next(t for t in c.tests if t[1] == "him")
+    write(c.pairs[:20], "\t".join(him_line))
+    s = Session(model, tokenizer)
+    first = s.compute(Settings(str(f), layer=1, word="her", sentence=him_line[0]))
+    assert first.contrast.pairs == c.pairs[:20] and first.expected == ["him"] and s.n_captures == 1
+    assert s.compute(Settings(str(f), layer=1)).contrast is first.contrast and s.n_captures == 1
+    write(c.pairs[20:45], f"{him_line[0]}\ther")                          # same name, other content
+    second = s.compute(Settings(str(f), layer=1, word="her", sentence=him_line[0]))
+    assert second.contrast.pairs == c.pairs[20:45] and second.part1.test.n_pairs == 25
+    assert second.expected == ["her"] and default_sentence(second.contrast) == him_line[0]
+    assert s.n_captures == 2
+    a, b = s.activations(second.contrast, 1)
+    np.testing.assert_allclose(second.part1.test.t, paired_ttest_fdr(a, b).t)
+    assert a.shape[0] == 25
+
+
+def test_settings_that_would_be_computed_wrongly_are_refused(model, tokenizer):
+    """k=-3 sliced all but 3 neurons ([:-3]: 45 of 48 ablated); k above the layer's width, an unknown neuron
+    kind or mode are errors that name the setting."""
+    for bad, says in ((dict(neurons="topk", k=-3), "k .*must be a whole number 1 or more, got -3"),
+                      (dict(k=0), "got 0"), (dict(k=2.5), "got 2.5"), (dict(k=True), "got True"),
+                      (dict(neurons="best"), "neurons must be one of"), (dict(mode="resample"), "mode must be one of")):
+        with pytest.raises(ValueError, match=says):
+            Settings(**bad)
+    with pytest.raises(ValueError, match="k=49, but layer 1 has 48 neurons"):
+        Session(model, tokenizer).compute(Settings("him_her", layer=1, neurons="topk", k=49))
+    assert len(Session(model, tokenizer).compute(Settings("him_her", layer=1, neurons="topk", k=48)).neurons) == 48
+
+
+def test_a_typed_test_line_is_found_whatever_its_case(model, tokenizer):
+    """The expected word comes from the test line even when the sentence is typed in another case or spacing
+    (and [mask] in lower case): ablating 'her' neurons on a 'him' line still expects 'him'."""
+    c = load_contrast("him_her")
+    text = next(t for t, w in c.tests if w == "him")
+    typed = "  " + text.lower().replace(" ", "  ", 1)                      # "[mask]", other case and spacing
+    r = Session(model, tokenizer).compute(Settings("him_her", layer=1, word="her", sentence=typed))
+    assert r.error is None and r.expected == ["him"]
+
+
+def test_a_model_left_in_train_mode_is_named(tokenizer, shell):
+    """The kit measures in eval mode, so the numbers are those of eval mode; the result, its summary and the
+    panel say that the model was left in train mode (dropout) and to call model.eval()."""
+    m = _bert(seed=5).train()
+    ex = Explorer(model=m, tokenizer=tokenizer)
+    res = ex.refresh()
+    ref = Session(_bert(seed=5), tokenizer).compute(ex.settings())             # the same model in eval mode
+    assert "tiny-bert is in train mode (dropout on)" in res.note and "model.eval()" in res.note
+    assert res.summary().startswith(res.note) and "train mode" in ex.summary.value
+    np.testing.assert_allclose(res.after, ref.after, atol=1e-5)
+    assert m.training and ref.note == ""
+
+
 # --- the panel ------------------------------------------------------------------------------------
 
 def test_starts_on_the_injected_model(explorer):

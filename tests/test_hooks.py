@@ -289,3 +289,21 @@ def test_eval_mode_restores_each_submodule(tiny_model):
         assert not tiny_model.training and not tiny_model.bert.encoder.layer[1].training
     finally:
         tiny_model.eval()
+
+
+def test_a_torch_compiled_model_is_named_with_its_orig_mod(tiny_model, tokenizer):
+    """Issue 25 item 4: a torch.compile'd model (an OptimizedModule, its modules named `_orig_mod.<name>`) is an
+    error that says so and names model._orig_mod; before, a bare LookupError. The compiled model is built, never
+    run, so nothing is compiled here."""
+    compiled = torch.compile(tiny_model)
+    name = mlp_module_name(tiny_model, 1, "pre")
+    for call in (lambda: get_module(compiled, name),
+                 lambda: mlp_activations(compiled, tokenizer, ["I saw him."], "him", 1, verbose=False),
+                 lambda: Trace(compiled, name)):
+        with pytest.raises(LookupError, match=r"torch\.compile'd model .*pass model\._orig_mod"):
+            call()
+    assert get_module(compiled._orig_mod, name) is get_module(tiny_model, name)
+    with pytest.raises(LookupError) as plain:                 # an ordinary model: no word of torch.compile
+        get_module(tiny_model, "bert.encoder.layer.1.intermediat")
+    assert "_orig_mod" not in str(plain.value) and "compile" not in str(plain.value)
+    assert hooks_attached(tiny_model) == []

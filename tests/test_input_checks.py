@@ -68,6 +68,31 @@ def test_a_model_left_in_train_mode_gives_deterministic_logits(tokenizer):
     np.testing.assert_allclose(one, ref, rtol=1e-6, atol=1e-6)
 
 
+
+def test_the_lecture_parts_say_that_the_model_was_left_in_train_mode(tokenizer):
+    """part1, part2 and part3 on a model left in train mode each warn (TrainModeWarning, at the caller's line)
+    that dropout is on and to call model.eval(); their numbers are those of eval mode, the mode is left as it
+    was, and a model in eval mode gets no warning."""
+    import warnings
+
+    from conftest import tiny_bert
+    from helpers.lecture import TrainModeWarning, part1, part2, part3
+    model = tiny_bert(seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainModeWarning)
+        ref1 = part1(model, tokenizer, "him_her", 1)
+        ref2 = part2(model, tokenizer, "him_her")
+        ref3 = part3(model, tokenizer, ref1, ref2)
+    model.train()
+    with pytest.warns(TrainModeWarning, match=r"tiny-bert is in train mode \(dropout on\).*call model\.eval\(\)") as w:
+        p1 = part1(model, tokenizer, "him_her", 1)
+        p2 = part2(model, tokenizer, "him_her")
+        p3 = part3(model, tokenizer, p1, p2)
+    told = [x for x in w if issubclass(x.category, TrainModeWarning)]
+    assert len(told) == 3 and {x.filename for x in told} == {__file__}
+    assert [p1.summary(), p2.summary(), p3.summary()] == [ref1.summary(), ref2.summary(), ref3.summary()]
+    assert model.training
+
 # --- 2. neuron indices --------------------------------------------------------------------------
 
 def test_integer_0_1_mask_is_an_error_not_the_indices_0_and_1(tiny_model):
@@ -297,4 +322,25 @@ def test_ablate_neurons_checks_everything_even_for_an_empty_set(tiny_model, toke
         neuron_index(np.array([2 ** 64 - 1], np.uint64), 48)
     with ablate_neurons(tiny_model, 0, [1], mode="mean", values=torch.ones(48, requires_grad=True), verbose=False):
         logits_at(tiny_model, tokenizer, ["I saw him."], [1], ["him"])
+    assert hooks_attached(tiny_model) == []
+
+
+@pytest.mark.parametrize("mode, values, where", [
+    ("mean", np.r_[np.ones(10), np.nan, np.ones(37)], r"1 NaN or infinite entry \(the first at neuron 10: nan\)"),
+    ("mean", torch.full((48,), float("inf")), r"48 NaN or infinite entries \(the first at neuron 0: inf\)"),
+    ("resample", np.vstack([np.ones(48), np.r_[np.ones(5), -np.inf, np.ones(42)]]),
+     r"1 NaN or infinite entry \(the first at neuron 5 of sample 1: -inf\)"),
+])
+def test_mean_and_resample_values_that_are_not_finite_are_refused(tiny_model, tokenizer, mode, values, where):
+    """NaN or inf replacement values would make every logit NaN, silently: ablate_neurons and the fast path
+    (mean; both through lesion.check_values) refuse them before any forward pass, naming the entry."""
+    from helpers.fast import ablation_logit_diffs
+    texts = ["She gave [MASK] a book.", "We thanked [MASK]."]
+    with pytest.raises(ValueError, match=rf"mode='{mode}': values holds {where}"):
+        with ablate_neurons(tiny_model, 1, [10, 5, 0], mode=mode, values=values, verbose=False):
+            pass
+    if mode == "mean":                          # the fast path has zero and mean only
+        with pytest.raises(ValueError, match=rf"mode='mean': values holds {where}"):
+            ablation_logit_diffs(tiny_model, tokenizer, texts, [_mask_pos(tokenizer, t) for t in texts], 1,
+                                 [[10, 5, 0]], "her", "him", mode=mode, values=values)
     assert hooks_attached(tiny_model) == []

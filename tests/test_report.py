@@ -75,3 +75,19 @@ def test_command_line_writes_the_page(tiny_model, tokenizer, tmp_path, capsys):
     assert text.count("<img") == 4
     assert "mean ablation" in text and str(folder) in text
     assert "4 figures" in capsys.readouterr().out
+
+
+def test_a_model_left_in_train_mode_is_named_on_the_page(page, tokenizer):
+    """The page says when the model was left in train mode (dropout on; call model.eval()); its numbers are
+    those of eval mode, as the kit measures in eval mode, and the model's mode is left as it was."""
+    from conftest import tiny_bert
+    rep_eval, text_eval = page
+    assert rep_eval.notes == [] and "train mode" not in text_eval
+    logged = []
+    model = tiny_bert().train()                            # the page fixture's model (seed 0), in train mode
+    rep = build_report(model, tokenizer, controls=False, log=logged.append)
+    text = html.unescape(rep.html())
+    assert "tiny-bert is in train mode (dropout on)" in text and "call model.eval()" in text
+    assert rep.notes and rep.notes[0] in logged
+    assert [s.summary for s in rep.sections] == [s.summary for s in rep_eval.sections]
+    assert model.training

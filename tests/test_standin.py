@@ -84,7 +84,8 @@ def test_her_lesion_beats_random_neurons(standin, parts):
 @pytest.mark.parametrize("word", ["her", "him"])
 def test_lesion_beats_random_neurons_on_held_out_cloze_items(standin, parts, word):
     """The same control on the held-out cloze object items (data/eval), for both words, 200 random sets."""
-    from helpers.controls import cloze_set, lesion_test
+    from helpers.controls import lesion_test
+    from helpers.stimuli import cloze_set
     model, tok = standin
     p1, _ = parts
     assert p1.layer == default_layer(model)

@@ -12,7 +12,8 @@ from helpers.arch import mlp_module_name
 from helpers.capture import mlp_activations
 from helpers.hooks import Trace, hooks_attached
 from helpers.lecture import part1
-from helpers.stimuli import CONTRASTS, StimulusError, find_word, list_contrasts, load_contrast, target_positions
+from helpers.stimuli import (CLOZE, CONTRASTS, StimulusError, cloze_set, fill_mask, find_word, list_contrasts,
+                             load_contrast, target_positions, text_key)
 
 HEADER = "#: name = test\n#: a = him\n#: b = her\n"
 PAIR = "pair\tThe dog followed him home.\tThe dog followed her home.\n"
@@ -189,8 +190,11 @@ def test_repeats_ignore_case_and_lines_are_counted_at_newlines_only(tmp_path):
     with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*invisible character at column 7 \(U\+000C"):
         load_contrast(write(tmp_path, body))
     body = HEADER + "pair\tThe dog followed him home.\tThe dog followed her home.\n" + \
-        "pair\tWe met him\u2028 there.\tWe met her\u2028 there.\n" + "pair\tbroken line\n"
+        "# a comment\u2028 that goes on\n" + "pair\tbroken line\n"
     with pytest.raises(StimulusError, match=r"mine\.tsv:6: a pair line needs exactly 3"):
+        load_contrast(write(tmp_path, body))
+    body = HEADER + "pair\tWe met him\u2028 there.\tWe met her\u2028 there.\n"      # in a sentence it is refused
+    with pytest.raises(StimulusError, match=r"mine\.tsv:4: .*column 10 \(U\+2028 LINE SEPARATOR\)"):
         load_contrast(write(tmp_path, body))
 
 
@@ -201,6 +205,9 @@ def test_repeats_ignore_case_and_lines_are_counted_at_newlines_only(tmp_path):
     ("pair\tThe dog followed \u200bhim home.\tThe dog followed her home.\n",
      r"invisible character at column 17 \(U\+200B ZERO WIDTH SPACE\)"),
     ("pair\tThe dog followed him\u00ad home.\tThe dog followed her home.\n", r"U\+00AD SOFT HYPHEN"),
+    ("pair\tThe dog followed\u00a0him home.\tThe dog followed her home.\n",
+     r"invisible character at column 16 \(U\+00A0 NO-BREAK SPACE\)"),
+    ("pair\tThe dog followed him home.\tThe dog followed her\u202fhome.\n", r"U\+202F NARROW NO-BREAK SPACE"),
 ])
 def test_contrast_lines_that_fool_the_tokenizer_are_refused_with_file_and_line(tmp_path, line, says):
     with pytest.raises(StimulusError, match=rf"mine\.tsv:4: .*{says}"):
@@ -278,3 +285,31 @@ def test_foil_names_a_word_outside_the_contrast():
     assert c.foil("her") == "him" and c.foil("him") == "her"
     with pytest.raises(ValueError, match="'she' is not a word of the him/her contrast"):
         c.foil("she")
+
+
+# --- the [MASK] evaluation file and sentence matching ---------------------------------------------
+
+@pytest.mark.parametrize("bad, says", [
+    ("She waved at [MASK].\ther\thim\tobject\t", r"found 5, 1 of them empty \(a doubled or trailing tab\?\)"),
+    ("She waved at [MASK].\ther", "found 2"),
+])
+def test_a_bad_cloze_line_is_named_with_file_and_line(tokenizer, tmp_path, bad, says):
+    """cloze_set refuses a line that is not text, answer, foil, role, naming file:line (not "too many values to
+    unpack"), and reads the shipped file as before."""
+    lines = CLOZE.read_text(encoding="utf-8").splitlines()
+    f = write(tmp_path, "\n".join(lines[:3] + [bad] + lines[3:]) + "\n", "cloze.tsv")
+    with pytest.raises(StimulusError, match=rf"cloze\.tsv:4: a cloze line needs exactly 4 tab-separated fields "
+                                            rf"\(text, answer, foil, role\).*{says}"):
+        cloze_set(tokenizer, "her", path=f)
+    ev = cloze_set(tokenizer, "her")
+    assert len(ev) > 0 and (ev.target, ev.foil) == ("her", "him")
+
+
+def test_test_lines_are_matched_ignoring_case_and_spacing(tmp_path):
+    """A typed sentence is a test line whatever its case, spacing or spelling of [MASK]; a [MASK] that starts a
+    sentence is filled in capitalised, so the two lines of a demo sentence fill in to the same clean text."""
+    c = load_contrast(write(tmp_path, HEADER + PAIR + "test\tShe saw [MASK] there.\thim\n"))
+    assert c.expected("she saw  [mask] there.") == "him" and c.expected("She saw him there.") is None
+    assert text_key("He  left.") == text_key("he left.")
+    assert fill_mask("[MASK] called, and she answered.", "he") == "He called, and she answered."
+    assert fill_mask("Then [MASK] left. [MASK] came back.", "she") == "Then she left. She came back."

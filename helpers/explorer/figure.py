@@ -4,8 +4,6 @@
 """
 from __future__ import annotations
 
-import re
-
 from matplotlib.figure import Figure
 
 from ..plots.lecture import tvalues
@@ -54,8 +52,7 @@ def _logits(ax, res) -> None:
     ax.set_ylabel("logit at the [MASK]")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     sent = res.sentence if len(res.sentence) < 110 else res.sentence[:107] + "..."
-    spelled = re.sub(r"\[mask\]", MASK, res.sentence.strip(), flags=re.I)
-    expected = dict(res.contrast.tests).get(spelled)
+    expected = res.contrast.expected(res.sentence)
     quote = f"\u201c{sent}\u201d" + (f"  (expected: '{expected}')" if expected else "")
     ax.set_title(f"{res.part1.model_label}, layer {res.layer}: {res.mode}-ablating {len(res.neurons)} "
                  f"neurons ({res.set_label}) at the {MASK}\n{quote}", fontsize=10)

@@ -269,6 +269,7 @@ class Explorer:
             self._idle(f"activations ready ({self._name}, {self._contrast.name}, all {n_layers(self.model)} layers)")
         if res.error:
             self._say(res.error, "error")
+        self._contrast = res.contrast           # as its file reads now (Session.contrast re-reads an edited file)
         self.result = res
         self._draw(res)
         self.summary.value = self._summary_html(res)
@@ -308,9 +309,10 @@ class Explorer:
     @staticmethod
     def _summary_html(res: ExplorerResult) -> str:
         e = html.escape
-        rows = [f"<div>{e(res.part1.summary())}</div>",
-                f"<div>Ablated: <b>{len(res.neurons)}</b> neurons ({e(res.set_label)}), "
-                f"{e(res.mode)}-ablation at the {MASK}.</div>"]
+        rows = [f"<div style='color:#9a6700'>{e(res.note)}</div>"] if res.note else []
+        rows += [f"<div>{e(res.part1.summary())}</div>",
+                 f"<div>Ablated: <b>{len(res.neurons)}</b> neurons ({e(res.set_label)}), "
+                 f"{e(res.mode)}-ablation at the {MASK}.</div>"]
         if res.before is not None:
             a, b = res.words
             head = (f"<tr><th>{MASK}</th><th>logit '{e(a)}'</th><th>logit '{e(b)}'</th>"

@@ -2,7 +2,8 @@
 
     Settings                the panel's controls as one value (contrast, layer, q, method, word, neurons, k, mode,
                             sentence, seed)
-    Session(model, tok)     compute(settings) -> ExplorerResult; caches activations per (contrast, layer, site)
+    Session(model, tok)     compute(settings) -> ExplorerResult; caches by content: a contrast by its file's
+                            bytes, activations by (words, pairs, layer, site), so an edited file is read again
     ExplorerResult          what the panel shows: the t-test, the ablated neurons, logits before and after
     default_sentence(c)     a contrast's first test line, or its first b sentence with the target masked
 
@@ -13,6 +14,7 @@ works is a drop.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,12 +23,12 @@ import numpy as np
 
 from ..arch import DEFAULT_SITE, check_layer, default_layer, max_tokens, model_label, n_layers
 from ..capture import contrast_activations
-from ..lecture import Part1
+from ..lecture import Part1, train_mode_note
 from ..lesion import ablate_neurons
 from ..readout import diff_text, masked_logits
 from ..selection import word_neurons, word_scores
 from ..stats import paired_ttest_fdr
-from ..stimuli import MASK, Contrast, StimulusError, load_contrast, mask_positions, mask_word
+from ..stimuli import MASK, Contrast, StimulusError, contrast_file, load_contrast, mask_positions, mask_word
 
 NEURON_KINDS = ("selected", "topk", "random")
 MODES = ("zero", "mean")
@@ -47,6 +49,15 @@ class Settings:
     mode: str = "zero"              # "zero" or "mean"
     sentence: str | None = None     # a text with [MASK]; None: default_sentence(contrast)
     seed: int = 0                   # of the random draw
+
+    def __post_init__(self):
+        """Refuse what would be computed silently wrong (k=-3 would ablate all but 3 neurons)."""
+        if self.neurons not in NEURON_KINDS:
+            raise ValueError(f"Settings: neurons must be one of {NEURON_KINDS}, got {self.neurons!r}")
+        if isinstance(self.k, bool) or not isinstance(self.k, (int, np.integer)) or self.k < 1:
+            raise ValueError(f"Settings: k (how many top neurons) must be a whole number 1 or more, got {self.k!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"Settings: mode must be one of {MODES}, got {self.mode!r}")
 
 
 def default_sentence(c: Contrast) -> str:
@@ -74,6 +85,7 @@ class ExplorerResult:
     before: np.ndarray | None = None    # [n_masks, 2] logits of contrast.words at each [MASK], nothing ablated
     after: np.ndarray | None = None     # the same with the neurons ablated at the [MASK]s
     error: str | None = None            # a readable problem with the sentence (no [MASK], ...)
+    note: str = ""                      # about the model, e.g. left in train mode (lecture.train_mode_note)
 
     @property
     def words(self) -> tuple[str, str]:
@@ -102,9 +114,10 @@ class ExplorerResult:
         return [] if x is None else [self.words[int(np.argmax(r))] for r in x]
 
     def summary(self) -> str:
-        s = [self.part1.summary(),
-             f"ablated: {len(self.neurons)} neurons ({self.set_label}), {self.mode}-ablation at the {MASK}, "
-             f"layer {self.layer}"]
+        s = [self.note] if self.note else []
+        s += [self.part1.summary(),
+              f"ablated: {len(self.neurons)} neurons ({self.set_label}), {self.mode}-ablation at the {MASK}, "
+              f"layer {self.layer}"]
         if self.error:
             s.append(f"sentence: {self.error}")
         for m, (e, o, b, a) in enumerate(self.diffs()):
@@ -122,23 +135,27 @@ class Session:
         self.label = model_label(model)
         self._acts: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
         self._logits: dict[tuple, np.ndarray] = {}
-        self._contrasts: dict[str, Contrast] = {}
+        self._contrasts: dict[tuple[str, str], Contrast] = {}
         self.n_captures = 0          # passes over a whole contrast set (the expensive part)
 
     def contrast(self, name: str) -> Contrast:
-        if name not in self._contrasts:
-            self._contrasts[name] = load_contrast(name)
-        return self._contrasts[name]
+        """The contrast as its file reads now: cached by the file's bytes, so an edited file is read again."""
+        path = contrast_file(name)
+        key = (str(path.resolve()), hashlib.sha256(path.read_bytes()).hexdigest())
+        if key not in self._contrasts:
+            self._contrasts[key] = load_contrast(path)
+        return self._contrasts[key]
 
     def activations(self, c: Contrast, layer: int, site: str = DEFAULT_SITE,
                     progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(a, b) values [n_pairs, n_neurons] at `layer`; a miss captures every layer in one pass."""
-        key = (c.name, str(c.path), layer, site)
+        content = (c.words, tuple(c.pairs))        # the sentences themselves, not the file's name
+        key = (content, layer, site)
         if key not in self._acts:
             a, b = contrast_activations(self.model, self.tokenizer, c, range(n_layers(self.model)), site=site,
                                         progress=progress or False, verbose=False)
             for L in a:
-                self._acts[(c.name, str(c.path), L, site)] = (a[L], b[L])
+                self._acts[(content, L, site)] = (a[L], b[L])
             self.n_captures += 1
         return self._acts[key]
 
@@ -152,7 +169,8 @@ class Session:
         p1 = Part1(self.label, c, layer, DEFAULT_SITE, a, b, paired_ttest_fdr(a, b, q=s.q, method=s.method))
         res = ExplorerResult(self.label, c, layer, float(s.q), s.method, word, s.neurons,
                              self.neurons(p1, word, s), s.mode,
-                             default_sentence(c) if s.sentence is None else s.sentence, p1)
+                             default_sentence(c) if s.sentence is None else s.sentence, p1,
+                             note=train_mode_note(self.model))
         text, res.error = self.check_sentence(res.sentence, c)
         if res.error:
             return res
@@ -161,8 +179,7 @@ class Session:
         except StimulusError as e:            # a word of the contrast this tokenizer splits, ...
             res.error = str(e)
             return res
-        spelled = re.sub(r"\[mask\]", MASK, res.sentence.strip(), flags=re.I)
-        res.expected = [dict(c.tests).get(spelled, word)] * len(before)
+        res.expected = [c.expected(res.sentence) or word] * len(before)
         res.before = before
         values = np.concatenate(self.activations(c, layer)).mean(0) if s.mode == "mean" else None
         with ablate_neurons(self.model, layer, res.neurons, positions=mask_positions(self.tokenizer, [text]),
@@ -177,6 +194,9 @@ class Session:
         if s.neurons == "selected":
             return np.flatnonzero(chosen)
         if s.neurons == "topk":
+            if s.k > chosen.size:
+                raise ValueError(f"k={s.k}, but layer {p1.layer} has {chosen.size} neurons: give k from 1 to "
+                                 f"{chosen.size}")
             score = np.nan_to_num(word_scores(p1.test, p1.contrast, word), nan=-np.inf)
             return np.sort(np.argsort(-score, kind="stable")[: int(s.k)])
         if s.neurons == "random":

@@ -5,6 +5,7 @@
     modes(results)                           zero / mean / resample ablation, each against its own null
     dose_response(dr)                        top-k drop against the random-set band, k on a log axis
     layer_sweep(sweep, other=None)           share of neurons passing FDR, and lesion effect, per layer
+    draws_per_layer(sweep)                   random sets the sequential p drew in each layer, out of at most n
     selection_comparison(sel_p, sel_m, layer, word, results)  t at the pronoun vs at the [MASK]; both lesions
     heldout(ho, hol)                         in-sample vs held-out effect sizes and lesion effects
     lesion_tests(results, p_adjusted, name)  several lesion tests side by side, each against its own null
@@ -80,7 +81,7 @@ def null_distribution(result, figsize=(12, 4.2)) -> Figure:
     ax0.axvspan(lo, hi, color=NULL, alpha=0.15, label="random 5-95%")
     ax0.axvline(r.observed, color=OBS, lw=2.5, label=f"{r.label}: {r.observed:.2f}")
     ax0.set(xlabel=f"mean drop in logit({r.target}) - logit({r.foil})  (clean - lesioned)", ylabel="random sets",
-            title=f"{r.model_label}, layer {r.layer}, {r.mode} ablation: z = {r.z:.1f}, p = {fmt_p(r.p)}")
+            title=f"{r.model_label}, layer {r.layer}, {r.mode} ablation: z = {r.z:.1f}, {r.p_text()}")
     ax0.legend(fontsize=8)
     flipped = (r.clean > 0) & (r.ablated <= 0)
     ax1.plot(r.clean[~flipped], r.ablated[~flipped], "o", mfc="#8fd0d0", mec="k", ms=7, label="text")
@@ -125,7 +126,8 @@ def modes(results: dict, figsize=(7, 4.2)) -> Figure:
         _null_column(ax, i, r, label=None if labelled or r.empty else "chosen set")
         labelled |= not r.empty
         if not r.empty:
-            ax.text(i + 0.2, r.observed, f"z={r.z:.1f}\np={fmt_p(r.p)}", fontsize=8, va="center")
+            ax.text(i + 0.2, r.observed, f"z={r.z:.1f}\np={fmt_p(r.p)}\n{r.n_draws} draws", fontsize=8,
+                    va="center")
     ax.set_xticks(range(len(results)), [f"{m}" for m in results])
     ax.axhline(0, color="k", lw=0.5)
     ax.set(xlim=(-0.6, len(results) - 0.1), ylabel=f"mean drop in logit({first.target}) - logit({first.foil})",
@@ -176,7 +178,7 @@ def dose_response(dr, figsize=(8, 4.4)) -> Figure:
         return fig
     lo, hi = dr.band()
     ax.fill_between(dr.ks, lo, hi, color=NULL, alpha=0.35, label="random sets of k, 5-95%")
-    ax.plot(dr.ks, np.median(dr.null, axis=1), "--", color="k", lw=1, label="random sets, median")
+    ax.plot(dr.ks, dr.median(), "--", color="k", lw=1, label="random sets, median")
     ax.plot(dr.ks, dr.observed, "o-", color=OBS, label=f"top-k '{dr.target}' neurons by t")
     if dr.n_significant:
         ax.axvline(dr.n_significant, color=COLORS["b"], ls=":", label=f"{dr.n_significant} pass FDR")
@@ -231,6 +233,40 @@ def layer_sweep(sweep, other=None, figsize=(12, 4.2)) -> Figure:
         why = (f"no layer has a '{sweep.target}' neuron that passed,\nso there is nothing to lesion"
                if not any(counts) else "no lesions run (n_draws=0)")
         ax1.text(0.5, 0.5, why, transform=ax1.transAxes, ha="center", color=NULL)
+    fig.tight_layout()
+    return fig
+
+
+def draws_per_layer(sweep, figsize=(8, 4.2)) -> Figure:
+    """Bars: the random sets each layer's lesion test drew before its sequential p was settled, against the
+    most it could draw (dashed), each bar labelled with its p. Few draws: random sets often do as much as the
+    chosen one, and more draws could not have made its p small; all n: fewer than h random sets ever did
+    (a strong effect), and the p is exactly the fixed-n p."""
+    fig, ax = plt.subplots(figsize=figsize)
+    done = [L for L in sweep.layers if sweep.results[L] is not None]
+    title = f"{sweep.model_label}: random sets drawn per layer for the '{sweep.target}' lesion"
+    if not done:
+        _message(ax, "no layer was lesioned (no neuron passed, or n_draws=0),\nso no random sets were drawn", title)
+        fig.tight_layout()
+        return fig
+    rs = [sweep.results[L] for L in done]
+    n, h = max(r.max_draws or r.n_draws for r in rs), rs[0].stop_at
+    for full, color, lab in ((False, NULL, f"stopped: {h} random sets reached the drop (p = {h} / drawn)"),
+                             (True, OBS, "used all n: the p is the fixed-n p")):
+        pick = [(L, r) for L, r in zip(done, rs) if (r.n_draws >= n) == full]
+        if pick:
+            ax.bar([L for L, _ in pick], [r.n_draws for _, r in pick], color=color, edgecolor="k", lw=0.5,
+                   label=lab)
+    for L, r in zip(done, rs):
+        ax.text(L, r.n_draws, f"{r.n_draws}\np={fmt_p(r.p)}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(n, color="k", ls="--", lw=0.8, label=f"at most n = {n}")
+    for L in sweep.layers:
+        if sweep.results[L] is None:
+            ax.text(L, 0, "not\nlesioned", ha="center", va="bottom", fontsize=7, color=NULL)
+    rule = f"stop once h = {h} random sets reach the drop" if h else "fixed n: no early stop"
+    ax.set(xlabel="layer", xticks=sweep.layers, yscale="log", ylim=(1, n * 10),
+           ylabel="random sets drawn (log scale)", title=f"{title}\n(sequential p: {rule})")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
